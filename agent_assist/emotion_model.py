@@ -1,0 +1,115 @@
+"""The statistical half of the emotion detector: a linear model over character n-grams and
+the lexicon's features, stored as plain arrays (``.npz``, loaded with ``allow_pickle=False``).
+
+It reproduces scikit-learn's ``TfidfVectorizer(binary=True, norm="l2")`` +
+``LogisticRegression`` exactly, without scikit-learn: the n-gram vocabulary becomes an
+Aho-Corasick automaton, so finding every known n-gram in a message is one C-level pass,
+and the idf weights are folded into the coefficients ahead of time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import ahocorasick
+import numpy as np
+
+from .errors import ModelError
+from .phrasebook import EMOTION_FEATURES, TIERS
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the model card's JSON half says about the artefact."""
+
+    version: str
+    trained: str
+    labels: tuple[str, ...]
+    features: tuple[str, ...]
+    ngram_range: tuple[int, int]
+    vocabulary_size: int
+
+
+def char_ngrams(text: str, lo: int = 1, hi: int = 3) -> list[str]:
+    """Every character n-gram of normalised ``text``, lo <= n <= hi (training analyser)."""
+    out = []
+    for n in range(lo, hi + 1):
+        out.extend(text[i : i + n] for i in range(len(text) - n + 1))
+    return out
+
+
+class EmotionModel:
+    """Loaded model; immutable after construction, so shared freely between threads."""
+
+    def __init__(self, directory: Path) -> None:
+        weights, meta = directory / "emotion.npz", directory / "emotion.json"
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            with np.load(weights, allow_pickle=False) as z:
+                vocab = z["vocab"]
+                self.ngram_coef = np.ascontiguousarray(z["ngram_coef"], dtype=np.float64)
+                self.idf_sq = np.ascontiguousarray(z["idf_sq"], dtype=np.float64)
+                self.feature_coef = np.ascontiguousarray(z["feature_coef"], dtype=np.float64)
+                self.intercept = np.ascontiguousarray(z["intercept"], dtype=np.float64)
+        except (OSError, KeyError, ValueError) as e:
+            raise ModelError(f"cannot load emotion model from {directory}: {e}") from None
+        self.info = ModelInfo(
+            version=str(info["version"]),
+            trained=str(info["trained"]),
+            labels=tuple(info["labels"]),
+            features=tuple(info["features"]),
+            ngram_range=(int(info["ngram_range"][0]), int(info["ngram_range"][1])),
+            vocabulary_size=len(vocab),
+        )
+        if self.info.labels != TIERS:
+            raise ModelError(f"model labels {self.info.labels} differ from {TIERS}")
+        if self.info.features != EMOTION_FEATURES:
+            raise ModelError("model was trained on other lexicon features; retrain it")
+        shapes_ok = (
+            self.ngram_coef.shape == (len(vocab), len(TIERS))
+            and self.idf_sq.shape == (len(vocab),)
+            and self.feature_coef.shape == (len(EMOTION_FEATURES), len(TIERS))
+            and self.intercept.shape == (len(TIERS),)
+        )
+        if not shapes_ok:
+            raise ModelError(f"inconsistent array shapes in {weights}")
+        grams = vocab.tolist()
+        self.ngram_length = [len(g) for g in grams]
+        auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for i, gram in enumerate(grams):
+            auto.add_word(gram, i)
+        auto.make_automaton()
+        self._auto = auto
+
+    def ngrams(self, text: str) -> list[tuple[int, int]]:
+        """(last index, vocabulary index) of every known n-gram in normalised ``text``."""
+        return list(self._auto.iter(text))
+
+    def logits(self, matches: list[tuple[int, int]], feats: np.ndarray) -> np.ndarray:
+        """Decision values per tier for one message."""
+        z = feats @ self.feature_coef + self.intercept
+        if matches:
+            idx = np.fromiter({i for _, i in matches}, dtype=np.intp)
+            z += self.ngram_coef[idx].sum(axis=0) / np.sqrt(self.idf_sq[idx].sum())
+        return z
+
+    def logits_batch(self, matches: list[list[tuple[int, int]]], feats: np.ndarray) -> np.ndarray:
+        """Decision values for many messages at once (rows follow ``matches``)."""
+        z = feats @ self.feature_coef + self.intercept
+        sets = [np.fromiter({i for _, i in m}, dtype=np.intp) for m in matches]
+        lengths = np.fromiter((len(s) for s in sets), dtype=np.intp, count=len(sets))
+        rows = np.flatnonzero(lengths)
+        if rows.size:
+            idx = np.concatenate([sets[r] for r in rows])
+            starts = np.concatenate(([0], np.cumsum(lengths[rows])[:-1]))
+            num = np.add.reduceat(self.ngram_coef[idx], starts, axis=0)
+            den = np.sqrt(np.add.reduceat(self.idf_sq[idx], starts))
+            z[rows] += num / den[:, None]
+        return z
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

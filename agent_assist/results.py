@@ -1,0 +1,40 @@
+"""Result models shared by every analyser: evidence spans and the emotion result."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Tier = Literal["calm", "panic", "anger", "disappointment", "indifference"]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Evidence(_Result):
+    """One piece of text that moved a result, located in the caller's original string."""
+
+    start: int = Field(description="Offset of the first character in the original input.")
+    end: int = Field(description="Offset one past the last character; text == input[start:end].")
+    text: str = Field(description="The original characters, exactly as given.")
+    cue: str = Field(description="What matched: '<group or pattern id>:<term>' or 'model:<n-gram>'.")
+    rule: str = Field(
+        description="Which rule fired: lexicon, negation, pattern or model; a modifier "
+        "(intensifier) is named in the cue."
+    )
+    tier: Tier = Field(description="The tier this evidence speaks for.")
+    weight: float = Field(description="Weight after intensifiers and negation.")
+
+
+class EmotionResult(_Result):
+    """How a customer feels in one message.
+
+    ``scores`` always has the five tiers as keys and sums to 1; ``tier`` is the highest.
+    """
+
+    tier: Tier = Field(description="calm, panic, anger, disappointment or indifference.")
+    scores: dict[str, float] = Field(description="Probability per tier; sums to 1.")
+    intensity: float = Field(ge=0, le=1, description="How strongly the emotion is expressed.")
+    evidence: list[Evidence] = Field(description="Spans that produced the result.")
