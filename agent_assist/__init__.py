@@ -12,7 +12,7 @@ import logging
 from .assistant import Assistant, default_assistant, detect_emotion, detect_emotions
 from .errors import AgentAssistError, ModelError, PhrasebookError
 from .phrasebook import Phrasebook
-from .results import EmotionResult, Evidence
+from .results import EmotionResult, Evidence, Turn
 
 __version__ = "0.1.0"
 
@@ -23,6 +23,7 @@ __all__ = [
     "Evidence",
     "ModelError",
     "Phrasebook",
+    "Turn",
     "PhrasebookError",
     "__version__",
     "default_assistant",

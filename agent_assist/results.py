@@ -38,3 +38,12 @@ class EmotionResult(_Result):
     scores: dict[str, float] = Field(description="Probability per tier; sums to 1.")
     intensity: float = Field(ge=0, le=1, description="How strongly the emotion is expressed.")
     evidence: list[Evidence] = Field(description="Spans that produced the result.")
+
+
+class Turn(_Result):
+    """One turn of a conversation."""
+
+    speaker: Literal["customer", "agent"] = Field(description="Who spoke.")
+    text: str = Field(description="What was said.")
+    start: float | None = Field(None, description="Seconds from the start of the call, if known.")
+    end: float | None = Field(None, description="Seconds from the start of the call, if known.")
