@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -24,9 +25,12 @@ _CLAUSE_BREAKS = frozenset(",.!?;:~…，。！？；：～、\n ")
 _FEATURE_INDEX = {name: i for i, name in enumerate(EMOTION_FEATURES)}
 
 
-@dataclass(frozen=True, slots=True)
-class CueHit:
-    """A cue found in normalised text (offsets are into the normalised string)."""
+class CueHit(NamedTuple):
+    """A cue found in normalised text (offsets are into the normalised string).
+
+    A named tuple rather than a frozen dataclass: a scan creates several per message and
+    tuple construction is several times cheaper.
+    """
 
     start: int
     end: int
@@ -91,8 +95,10 @@ class CueMatcher:
                 add(term, (_CUE, cue.length, cue), f"groups[{g.id}]")
         auto.make_automaton()
         self._auto = auto
+        # A pattern runs only when the message holds one of the characters it can start
+        # with: most messages trigger one or two of them, so this skips most regex passes.
         self._patterns = [
-            (re.compile(p.regex), p.id, p.tier, _FEATURE_INDEX[p.feature], p.weight)
+            (re.compile(p.regex), first_chars(p.regex), p.id, p.tier, _FEATURE_INDEX[p.feature], p.weight)
             for p in book.patterns
         ]
 
@@ -110,11 +116,17 @@ class CueMatcher:
             if kind == _BLOCK:
                 mods.clear()
                 continue
-            hit = self._apply_modifiers(text, start, end, payload, mods)
-            mods.clear()
+            if mods:
+                hit = self._apply_modifiers(text, start, end, payload, mods)
+                mods.clear()
+            else:
+                hit = CueHit(start, end, payload.cue, "lexicon", payload.tier, payload.feature, payload.weight)
             feats[hit.feature] += hit.weight
             hits.append(hit)
-        for rx, pid, tier, feature, weight in self._patterns:
+        chars = set(text)
+        for rx, first, pid, tier, feature, weight in self._patterns:
+            if first is not None and first.isdisjoint(chars):
+                continue
             for m in rx.finditer(text):
                 feats[feature] += weight
                 hits.append(CueHit(m.start(), m.end(), f"{pid}:{m.group()}", "pattern", tier, feature, weight))
@@ -140,6 +152,41 @@ class CueMatcher:
         if negations % 2 == 1 and cue.negatable:
             return CueHit(pos, end, cue.cue, "negation", cue.negated_tier, cue.negated_feature, weight)
         return CueHit(pos if factor != 1.0 else start, end, cue.cue, "lexicon", cue.tier, cue.feature, weight)
+
+
+def first_chars(pattern: str) -> frozenset[str] | None:
+    """Characters a match of ``pattern`` must start with, or None if that is not simple."""
+    try:
+        import re._parser as sre_parse  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse  # type: ignore[no-redef]
+
+    def first(items: list) -> set[str] | None:
+        if not items:
+            return None
+        op, av = items[0]
+        if op == sre_parse.LITERAL:
+            return {chr(av)}
+        if op == sre_parse.IN:
+            if all(o == sre_parse.LITERAL for o, _ in av):
+                return {chr(v) for _, v in av}
+            return None
+        if op == sre_parse.SUBPATTERN:
+            return first(list(av[-1]))
+        if op == sre_parse.BRANCH:
+            out: set[str] = set()
+            for branch in av[1]:
+                f = first(list(branch))
+                if f is None:
+                    return None
+                out |= f
+            return out
+        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and av[0] >= 1:
+            return first(list(av[2]))
+        return None
+
+    found = first(list(sre_parse.parse(pattern)))
+    return frozenset(found) if found else None
 
 
 def feature_vector(sums: list[float]) -> list[float]:

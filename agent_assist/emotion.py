@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .cues import CueHit, CueMatcher
-from .emotion_model import EmotionModel, softmax
+from .cues import CueHit, CueMatcher, feature_vector
+from .emotion_model import EmotionModel, softmax, softmax1
 from .phrasebook import TIERS, Phrasebook
-from .results import EmotionResult, Evidence
+from .results import EmotionResult, Evidence, build
 from .text import Normalized
 
 # Intensity = (1 - p(calm)) * (FLOOR + (1 - FLOOR) * (1 - exp(-strength / SCALE))), where
@@ -55,8 +55,8 @@ class EmotionDetector:
         norm = self._normalizer.normalize(text)
         sums, hits = self._matcher.scan(norm.text)
         matches = self._model.ngrams(norm.text)
-        z = self._model.logits(matches, np.log1p(np.array(sums)))
-        return self._result(norm, hits, matches, softmax(z))
+        z = self._model.logits(matches, feature_vector(sums))
+        return self._result(norm, hits, matches, softmax1(z))
 
     def detect_many(self, texts: Sequence[str]) -> list[EmotionResult]:
         """Emotions of many messages; the model runs once over the whole batch."""
@@ -75,36 +75,43 @@ class EmotionDetector:
         results: list[EmotionResult] = []
         if unique:
             feats = np.log1p(np.array([s for s, _ in scans], dtype=np.float64))
-            probs = softmax(self._model.logits_batch(matches, feats))
+            probs = softmax(self._model.logits_batch(matches, feats)).tolist()
             results = [
                 self._result(norms[i], scans[i][1], matches[i], probs[i]) for i in range(len(unique))
             ]
         return [results[unique[t]] if t in unique else _empty() for t in texts]
 
     def _result(
-        self, norm: Normalized, hits: list[CueHit], matches: list[tuple[int, int]], p: np.ndarray
+        self, norm: Normalized, hits: list[CueHit], matches: list[tuple[int, int]], p: list[float]
     ) -> EmotionResult:
-        best = int(p.argmax())
+        best = max(range(len(p)), key=p.__getitem__)
         tier = TIERS[best]
-        evidence = [
-            Evidence.model_construct(
-                start=(s := norm.span(h.start, h.end))[0],
-                end=s[1],
-                text=norm.original[s[0] : s[1]],
-                cue=h.cue,
-                rule=h.rule,
-                tier=h.tier,
-                weight=round(h.weight, 4),
+        original, offsets = norm.original, norm.offsets
+        evidence = []
+        for h in hits:
+            a, b = (h.start, h.end) if offsets is None else norm.span(h.start, h.end)
+            evidence.append(
+                build(
+                    Evidence,
+                    start=a,
+                    end=b,
+                    text=original[a:b],
+                    cue=h.cue,
+                    rule=h.rule,
+                    tier=h.tier,
+                    weight=h.weight,
+                )
             )
-            for h in hits
-        ]
         if best != _CALM and not any(h.tier == tier for h in hits):
             evidence.extend(self._model_evidence(norm, matches, best, hits))
+        if len(evidence) > 1:
+            evidence.sort(key=_position)
         strength = sum(h.weight for h in hits if h.tier != "calm")
         shape = _INTENSITY_FLOOR + (1 - _INTENSITY_FLOOR) * (1 - math.exp(-strength / _INTENSITY_SCALE))
-        intensity = (1.0 - float(p[_CALM])) * shape
-        scores = dict(zip(TIERS, p.tolist()))
-        return EmotionResult.model_construct(
+        intensity = (1.0 - p[_CALM]) * shape
+        scores = dict(zip(TIERS, p))
+        return build(
+        EmotionResult,
             tier=tier, scores=scores, intensity=round(intensity, 4), evidence=evidence
         )
 
@@ -112,37 +119,36 @@ class EmotionDetector:
         self, norm: Normalized, matches: list[tuple[int, int]], best: int, hits: list[CueHit]
     ) -> list[Evidence]:
         """The n-grams that pushed hardest toward the winning tier, as evidence spans."""
-        coef = self._model.ngram_coef
-        scored = []
-        seen = set()
+        first: dict[int, int] = {}
         for last, idx in matches:
-            if idx in seen:
-                continue
-            seen.add(idx)
-            row = coef[idx]
-            push = float(row[best] - row.mean())
-            if push > 0:
-                scored.append((push, last, idx))
-        scored.sort(reverse=True)
+            first.setdefault(idx, last)
+        if not first:
+            return []
+        idx = np.fromiter(first, dtype=np.intp, count=len(first))
+        push = self._model.push[best].take(idx)
         taken: list[tuple[int, int]] = [(h.start, h.end) for h in hits]
-        out = []
-        vocab_len = self._model.ngram_length
-        for push, last, idx in scored:
-            end = last + 1
-            start = end - vocab_len[idx]
+        lengths = self._model.ngram_length
+        out: list[Evidence] = []
+        for k in np.argsort(-push, kind="stable")[: 4 * _MODEL_EVIDENCE].tolist():
+            if push[k] <= 0:
+                break
+            i = int(idx[k])
+            end = first[i] + 1
+            start = end - lengths[i]
             if any(start < e and s < end for s, e in taken):
                 continue
             taken.append((start, end))
             o_start, o_end = norm.span(start, end)
             out.append(
-                Evidence.model_construct(
+                build(
+                    Evidence,
                     start=o_start,
                     end=o_end,
                     text=norm.original[o_start:o_end],
                     cue=f"model:{norm.text[start:end]}",
                     rule="model",
                     tier=TIERS[best],
-                    weight=round(push, 4),
+                    weight=round(float(push[k]), 4),
                 )
             )
             if len(out) == _MODEL_EVIDENCE:
@@ -150,6 +156,11 @@ class EmotionDetector:
         return out
 
 
+def _position(e: Evidence) -> tuple[int, int]:
+    return e.start, e.end
+
+
 def _empty() -> EmotionResult:
     scores = {t: (1.0 if t == "calm" else 0.0) for t in TIERS}
-    return EmotionResult.model_construct(tier="calm", scores=scores, intensity=0.0, evidence=[])
+    return build(
+        EmotionResult,tier="calm", scores=scores, intensity=0.0, evidence=[])

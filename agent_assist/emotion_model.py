@@ -9,7 +9,9 @@ and the idf weights are folded into the coefficients ahead of time.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,12 @@ class EmotionModel:
         )
         if not shapes_ok:
             raise ModelError(f"inconsistent array shapes in {weights}")
+        # One gather + one sum per message: idf^2 rides along as a sixth column.
+        self._packed = np.hstack([self.ngram_coef, self.idf_sq[:, None]])
+        self._feature_rows = self.feature_coef.tolist()
+        # How far each n-gram pushes each tier above its average: evidence ranking.
+        self.push = np.ascontiguousarray((self.ngram_coef - self.ngram_coef.mean(axis=1, keepdims=True)).T)
+        self._intercept = self.intercept.tolist()
         grams = vocab.tolist()
         self.ngram_length = [len(g) for g in grams]
         auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
@@ -87,29 +95,50 @@ class EmotionModel:
         """(last index, vocabulary index) of every known n-gram in normalised ``text``."""
         return list(self._auto.iter(text))
 
-    def logits(self, matches: list[tuple[int, int]], feats: np.ndarray) -> np.ndarray:
-        """Decision values per tier for one message."""
-        z = feats @ self.feature_coef + self.intercept
+    def logits(self, matches: list[tuple[int, int]], feats: list[float]) -> list[float]:
+        """Decision values per tier for one message (``feats``: damped lexicon sums).
+
+        Plain Python for the handful of non-zero lexicon features and one numpy gather
+        for the n-grams: at this size numpy's per-call overhead dominates everything else.
+        """
+        z = list(self._intercept)
+        for f, value in enumerate(feats):
+            if value:
+                row = self._feature_rows[f]
+                for k in range(len(z)):
+                    z[k] += value * row[k]
         if matches:
             idx = np.fromiter({i for _, i in matches}, dtype=np.intp)
-            z += self.ngram_coef[idx].sum(axis=0) / np.sqrt(self.idf_sq[idx].sum())
+            total = self._packed.take(idx, axis=0).sum(axis=0).tolist()
+            norm = math.sqrt(total[-1])
+            for k in range(len(z)):
+                z[k] += total[k] / norm
         return z
 
     def logits_batch(self, matches: list[list[tuple[int, int]]], feats: np.ndarray) -> np.ndarray:
         """Decision values for many messages at once (rows follow ``matches``)."""
         z = feats @ self.feature_coef + self.intercept
-        sets = [np.fromiter({i for _, i in m}, dtype=np.intp) for m in matches]
-        lengths = np.fromiter((len(s) for s in sets), dtype=np.intp, count=len(sets))
-        rows = np.flatnonzero(lengths)
-        if rows.size:
-            idx = np.concatenate([sets[r] for r in rows])
+        sets = [{i for _, i in m} for m in matches]
+        lengths = np.fromiter(map(len, sets), dtype=np.intp, count=len(sets))
+        total = int(lengths.sum())
+        if total:
+            idx = np.fromiter(itertools.chain.from_iterable(sets), dtype=np.intp, count=total)
+            rows = np.flatnonzero(lengths)
             starts = np.concatenate(([0], np.cumsum(lengths[rows])[:-1]))
-            num = np.add.reduceat(self.ngram_coef[idx], starts, axis=0)
-            den = np.sqrt(np.add.reduceat(self.idf_sq[idx], starts))
-            z[rows] += num / den[:, None]
+            sums = np.add.reduceat(self._packed.take(idx, axis=0), starts, axis=0)
+            z[rows] += sums[:, :-1] / np.sqrt(sums[:, -1:])
         return z
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a batch of decision values."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax1(z: list[float]) -> list[float]:
+    """Softmax of one short vector, in plain Python (cheaper than numpy at length 5)."""
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    total = sum(e)
+    return [v / total for v in e]

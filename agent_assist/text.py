@@ -120,7 +120,7 @@ class Normalizer:
         trad = simp = 0
         for ch in text:
             o = ord(ch)
-            if o < 0x3400:
+            if o < 0x3400 or 0xFE30 <= o <= 0xFFEF:  # not Han (full-width punctuation ，！？)
                 continue
             t = self._table.get(o)
             if t is not None and t != o:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import hashlib
 import json
 import sys
@@ -26,7 +27,9 @@ from .datasets import DEV_FRACTION, SPLIT_SEED, Example, domain_train, split_pub
 from .emotion_model import char_ngrams
 from .phrasebook import EMOTION_FEATURES, TIERS, Phrasebook
 
-NGRAM_RANGE = (1, 3)
+# Character 1-2 grams: trigrams added nothing on held-out training data (macro-F1 0.605
+# vs 0.606, benchmarks/select_emotion.py) and cost a third more n-gram matches a message.
+NGRAM_MAX = 2
 MODEL_VERSION = "1"
 
 
@@ -37,18 +40,21 @@ def _featurize(rows: list[Example], pb: Phrasebook) -> tuple[list[str], np.ndarr
     return norm, feats
 
 
-def _analyzer(text: str) -> list[str]:
-    return char_ngrams(text, *NGRAM_RANGE)
+def sample_weights(
+    tiers: list[str], domain: list[bool], domain_weight: float, balance: float
+) -> np.ndarray:
+    """Domain rows count ``domain_weight`` times; then rare tiers are up-weighted.
 
-
-def sample_weights(tiers: list[str], domain: list[bool], domain_weight: float) -> np.ndarray:
-    """Domain rows count ``domain_weight`` times; then each tier gets the same total."""
+    ``balance`` 1 (the default, chosen on held-out training data) gives every tier the
+    same total weight, 0 leaves the data's own mix; values in between trade the rare
+    tiers' recall against their precision.
+    """
     raw = np.array([domain_weight if d else 1.0 for d in domain])
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for t, w in zip(tiers, raw):
         totals[t] += w
     target = raw.sum() / len(totals)
-    return np.array([w * target / totals[t] for t, w in zip(tiers, raw)])
+    return np.array([w * (target / totals[t]) ** balance for t, w in zip(tiers, raw)])
 
 
 def fit(
@@ -59,6 +65,8 @@ def fit(
     c: float,
     domain_weight: float,
     max_features: int,
+    balance: float = 1.0,
+    ngram_max: int = NGRAM_MAX,
 ):
     """Fit vectorizer + logistic regression; returns (vectorizer, classifier)."""
     from scipy import sparse
@@ -67,16 +75,16 @@ def fit(
 
     norm, feats = _featurize(rows, pb)
     vec = TfidfVectorizer(
-        analyzer=_analyzer, binary=True, min_df=2, max_features=max_features, dtype=np.float64
+        analyzer=functools.partial(char_ngrams, lo=1, hi=ngram_max), binary=True, min_df=2, max_features=max_features, dtype=np.float64
     )
     x = sparse.hstack([vec.fit_transform(norm), sparse.csr_matrix(feats)]).tocsr()
     y = [r.tier for r in rows]
     clf = LogisticRegression(C=c, max_iter=3000, tol=1e-5)
-    clf.fit(x, y, sample_weight=sample_weights(y, domain_flags, domain_weight))
+    clf.fit(x, y, sample_weight=sample_weights(y, domain_flags, domain_weight, balance))
     return vec, clf
 
 
-def export(vec, clf, out: Path, card: dict) -> None:
+def export(vec, clf, out: Path, card: dict, ngram_max: int = NGRAM_MAX) -> None:
     """Write ``emotion.npz`` + ``emotion.json`` in the tier order the library uses."""
     vocab_items = sorted(vec.vocabulary_.items(), key=lambda kv: kv[1])
     n_vocab = len(vocab_items)
@@ -97,7 +105,7 @@ def export(vec, clf, out: Path, card: dict) -> None:
         "trained": card["trained"],
         "labels": list(TIERS),
         "features": list(EMOTION_FEATURES),
-        "ngram_range": list(NGRAM_RANGE),
+        "ngram_range": [1, ngram_max],
         **{k: v for k, v in card.items() if k != "trained"},
     }
     (out / "emotion.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -112,7 +120,13 @@ def train_emotion(args: argparse.Namespace) -> int:
     print(f"public train {len(train)}  dev {len(dev)}  domain train {len(domain)}", file=sys.stderr)
     print(f"tiers: {dict(sorted(Counter(r.tier for r in rows).items()))}", file=sys.stderr)
     vec, clf = fit(
-        rows, flags, pb=pb, c=args.C, domain_weight=args.domain_weight, max_features=args.max_features
+        rows,
+        flags,
+        pb=pb,
+        c=args.C,
+        domain_weight=args.domain_weight,
+        max_features=args.max_features,
+        balance=args.balance,
     )
     digest = hashlib.sha256("\n".join(f"{r.tier}\t{r.text}" for r in rows).encode()).hexdigest()[:16]
     card = {
@@ -120,6 +134,7 @@ def train_emotion(args: argparse.Namespace) -> int:
         "hyperparameters": {
             "C": args.C,
             "domain_weight": args.domain_weight,
+            "balance": args.balance,
             "max_features": args.max_features,
             "min_df": 2,
         },
@@ -144,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--data-dir", help="folder holding emotion/*.jsonl (default: shared/data)")
     e.add_argument("--phrasebooks", help="phrasebook directory whose lexicon features to use")
     e.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "models" / "emotion"))
-    e.add_argument("--C", type=float, default=4.0, help="inverse regularisation strength")
-    e.add_argument("--domain-weight", type=float, default=3.0)
+    e.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
+    e.add_argument("--domain-weight", type=float, default=10.0, help="weight of a domain row")
+    e.add_argument("--balance", type=float, default=1.0, help="0 = data's tier mix, 1 = equal")
     e.add_argument("--max-features", type=int, default=60000)
     e.add_argument("--date", help="date to record in the model card (default: today)")
     args = p.parse_args(argv)

@@ -1,0 +1,54 @@
+"""Training and export: the shipped inference reproduces scikit-learn exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from agent_assist.datasets import Example
+from agent_assist.emotion_model import EmotionModel
+from agent_assist.phrasebook import TIERS, Phrasebook
+from agent_assist.train import _featurize, export, fit
+
+
+def _rows() -> list[Example]:
+    texts = {
+        "calm": ["请问发票怎么开", "想查一下物流", "你好，在吗", "会员怎么续费", "地址可以改吗", "几点营业"],
+        "panic": ["冒烟了怎么办", "钱被盗刷了怎么办", "孩子发烧了急死了", "会不会爆炸", "账户被冻结了", "救命啊"],
+        "anger": ["气死我了", "我要投诉你们", "什么破服务", "第三次打电话了！！", "骗子公司", "呵呵真行"],
+        "disappointment": ["太失望了", "还以为你们不一样", "白等了三天", "再也不信了", "很难过", "说好的呢"],
+        "indifference": ["算了", "随便吧", "不用了", "无所谓了", "懒得说", "你们看着办"],
+    }
+    return [Example(t, tier, "test") for tier, ts in texts.items() for t in ts]
+
+
+def test_export_reproduces_sklearn(tmp_path):
+    from scipy import sparse
+
+    pb = Phrasebook()
+    rows = _rows()
+    vec, clf = fit(rows, [True] * len(rows), pb=pb, c=1.0, domain_weight=1.0, max_features=5000)
+    export(vec, clf, tmp_path, {"trained": "test"})
+    model = EmotionModel(tmp_path)
+    probe = ["我要投诉，气死了", "请问在吗", "随便吧算了", "完全没见过的句子"]
+    norm, feats = _featurize([Example(t, "calm", "x") for t in probe], pb)
+    x = sparse.hstack([vec.transform(norm), sparse.csr_matrix(feats)]).tocsr()
+    expected = clf.decision_function(x)[:, [list(clf.classes_).index(t) for t in TIERS]]
+    for i, text in enumerate(norm):
+        got = model.logits(model.ngrams(text), list(feats[i]))
+        np.testing.assert_allclose(got, expected[i], rtol=1e-4, atol=1e-5)
+    batch = model.logits_batch([model.ngrams(t) for t in norm], feats)
+    np.testing.assert_allclose(batch, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_training_is_deterministic(tmp_path):
+    pb = Phrasebook()
+    rows = _rows()
+    for name in ("a", "b"):
+        vec, clf = fit(rows, [True] * len(rows), pb=pb, c=1.0, domain_weight=1.0, max_features=5000)
+        export(vec, clf, tmp_path / name, {"trained": "test"})
+    a, b = (np.load(tmp_path / n / "emotion.npz") for n in ("a", "b"))
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
