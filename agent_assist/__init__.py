@@ -9,26 +9,52 @@ from __future__ import annotations
 
 import logging
 
-from .assistant import Assistant, default_assistant, detect_emotion, detect_emotions
+from .assistant import Assistant, check_reply, default_assistant, detect_emotion, detect_emotions
+from .assistant import extract_slots, mask_sensitive, score_transcript, triage
+from .batch import score_frame, score_transcripts
+from .qa import QAEvidence, QAItem, QAResult, TierPoint
+from .transcript import Record, Transcript, read_transcripts
 from .errors import AgentAssistError, ModelError, PhrasebookError
+from .minefields import MinefieldHit, ReplyCheck
 from .phrasebook import Phrasebook
 from .results import EmotionResult, Evidence, Turn
+from .slots import Slots
+from .triage import Deadlines, Triage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AgentAssistError",
     "Assistant",
+    "Deadlines",
     "EmotionResult",
     "Evidence",
+    "MinefieldHit",
     "ModelError",
     "Phrasebook",
+    "QAEvidence",
+    "QAItem",
+    "QAResult",
+    "Record",
+    "TierPoint",
+    "Transcript",
     "Turn",
     "PhrasebookError",
+    "ReplyCheck",
+    "Slots",
+    "Triage",
     "__version__",
+    "check_reply",
     "default_assistant",
     "detect_emotion",
     "detect_emotions",
+    "extract_slots",
+    "mask_sensitive",
+    "read_transcripts",
+    "score_frame",
+    "score_transcript",
+    "score_transcripts",
+    "triage",
 ]
 
 logging.getLogger("agent_assist").addHandler(logging.NullHandler())

@@ -8,13 +8,20 @@ module-level functions share one default ``Assistant`` built from the bundled da
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .emotion import EmotionDetector
 from .emotion_model import EmotionModel
+from .minefields import MinefieldChecker, ReplyCheck, minefield_checker
 from .phrasebook import Phrasebook, _Lazy, bundled_models
-from .results import EmotionResult
+from .qa import QAResult, QAScorer
+from .transcript import Transcript
+from .results import EmotionResult, Turn
+from .slots import SlotExtractor, Slots, slot_extractor
+from .triage import Triage, Triager, triager
 
 
 class Assistant:
@@ -52,6 +59,61 @@ class Assistant:
         """See :func:`agent_assist.detect_emotions`."""
         return self.emotion.detect_many(texts)
 
+    @property
+    def minefields(self) -> MinefieldChecker:
+        """The minefield checker for agent replies (built on first use)."""
+        return minefield_checker(self.phrasebook)
+
+    def check_reply(
+        self,
+        reply: str,
+        *,
+        customer_text: str | None = None,
+        history: Sequence[Turn | Mapping[str, Any]] | None = None,
+    ) -> ReplyCheck:
+        """See :func:`agent_assist.check_reply`."""
+        return self.minefields.check(reply, customer_text=customer_text, history=history)
+
+    @property
+    def triager(self) -> Triager:
+        """Complaint triage (built on first use)."""
+        return triager(self.phrasebook)
+
+    def triage(
+        self,
+        text: str,
+        *,
+        history: Sequence[str | Turn | Mapping[str, Any]] | None = None,
+        now: datetime | None = None,
+        emotion: EmotionResult | None = None,
+    ) -> Triage:
+        """See :func:`agent_assist.triage`. ``emotion``: pass it if already computed for ``text``."""
+        if emotion is None:
+            emotion = self.detect_emotion(text)
+        return self.triager.triage(text, history=history, now=now, emotion=emotion)
+
+    @property
+    def slots(self) -> SlotExtractor:
+        """Slot extraction (built on first use)."""
+        return slot_extractor(self.phrasebook)
+
+    def extract_slots(self, text: str) -> Slots:
+        """See :func:`agent_assist.extract_slots`."""
+        return self.slots.extract(text)
+
+    def mask_sensitive(self, text: str) -> str:
+        """See :func:`agent_assist.mask_sensitive`."""
+        return self.slots.mask(text)
+
+    @property
+    def qa(self) -> QAScorer:
+        """Conversation quality scoring with this phrasebook's rubric (built on first use)."""
+        return self._lazy.get("qa", lambda: QAScorer(self))
+
+    def score_transcript(self, transcript: Transcript | Mapping[str, Any]) -> QAResult:
+        """See :func:`agent_assist.score_transcript`."""
+        return self.qa.score_record(transcript)
+
 
 _models_lock = threading.Lock()
 _models_cache: dict[Path, EmotionModel] = {}
@@ -88,8 +150,8 @@ def detect_emotion(text: str) -> EmotionResult:
     >>> r = detect_emotion("第三次打电话了，到底有没有人管？！")
     >>> r.tier
     'anger'
-    >>> [e.text for e in r.evidence][:2]
-    ['第三次', '到底']
+    >>> [e.text for e in r.evidence][:3]
+    ['第三次', '到底', '有没有人管']
     """
     return default_assistant().emotion.detect(text)
 
@@ -102,3 +164,102 @@ def detect_emotions(texts: Sequence[str]) -> list[EmotionResult]:
     ['calm', 'anger']
     """
     return default_assistant().emotion.detect_many(texts)
+
+
+def check_reply(
+    reply: str,
+    *,
+    customer_text: str | None = None,
+    history: Sequence[Turn | Mapping[str, Any]] | None = None,
+) -> ReplyCheck:
+    """Does an agent's draft step on a minefield (推诿, 说教, 过度承诺 …)? With safer rewrites.
+
+    ``customer_text`` is the message being answered and ``history`` the conversation so far
+    (:class:`Turn` objects or dicts with ``speaker`` and ``text``); they decide context rules
+    such as whether the customer already asked for compensation.
+
+    >>> from agent_assist import check_reply
+    >>> r = check_reply("这是物流的问题，和我们无关。")
+    >>> r.ok, [(h.kind, h.text) for h in r.hits]
+    (False, [('blame_shifting', '是物流的问题'), ('blame_shifting', '和我们无关')])
+    >>> check_reply("物流延误了，我们已经催促并全程跟进，今天18点前给您回复。").ok
+    True
+    """
+    return default_assistant().check_reply(reply, customer_text=customer_text, history=history)
+
+
+def triage(
+    text: str,
+    *,
+    history: Sequence[str | Turn | Mapping[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> Triage:
+    """Category, nature, severity, urgency, scope, priority level and deadlines of a complaint.
+
+    ``history``: earlier turns of the conversation (they supply the category when the message
+    names none, and keep safety, severity and scope raised). ``now``: when the complaint was
+    received; the deadlines then also carry wall-clock times. Every label has evidence spans.
+
+    >>> from agent_assist import triage
+    >>> t = triage("新买的电水壶用了三天底座就冒烟了，还有一股烧焦的味道")
+    >>> t.category, t.subcategory, t.nature, t.safety, t.level, str(t.deadlines.acknowledge)
+    ('product_quality', 'malfunction', 'compensation', True, 'P1', '0:30:00')
+    >>> triage("退款说三个工作日到账，现在都两周了还没收到").category
+    'billing'
+    """
+    return default_assistant().triage(text, history=history, now=now)
+
+
+def extract_slots(text: str) -> Slots:
+    """Facts a reply should repeat back: products, order numbers, waits, contacts, amounts, dates.
+
+    Phone, ID and bank-card numbers are reported in ``sensitive``, masked, never in clear.
+
+    >>> from agent_assist import extract_slots
+    >>> s = extract_slots("A3音箱等了三个星期还没到，这是第三次打电话了，电话13812345678")
+    >>> [p.name for p in s.products], s.waits[0].duration.days, s.contacts[0].count
+    (['A3', '音箱'], 21, 3)
+    >>> s.sensitive[0].type, s.sensitive[0].masked
+    ('phone', '138****5678')
+    """
+    return default_assistant().extract_slots(text)
+
+
+def mask_sensitive(text: str) -> str:
+    """``text`` with phone, ID and bank-card numbers masked (same length, so offsets still hold).
+
+    >>> from agent_assist import mask_sensitive
+    >>> mask_sensitive("我的手机号是138-1234-5678，身份证110101199003071234")
+    '我的手机号是138-****-5678，身份证**************1234'
+    """
+    return default_assistant().mask_sensitive(text)
+
+
+def score_transcript(transcript: Transcript | Mapping[str, Any]) -> QAResult:
+    """Quality score (质检) of one conversation: 0-100, grade, and every rubric item with the
+    turn and words behind it. A malformed transcript gives a result whose ``error`` says why.
+
+    >>> from agent_assist import score_transcript
+    >>> r = score_transcript({"id": "c1", "turns": [
+    ...     {"speaker": "客户", "text": "等了12天还没到货，太失望了"},
+    ...     {"speaker": "客服", "text": "非常抱歉让您久等了，您是说订单已经等了12天，对吗？"},
+    ...     {"speaker": "客户", "text": "对"},
+    ...     {"speaker": "客服", "text": "我马上为您催促物流，今天18点前给您回电，感谢您的耐心。"}]})
+    >>> r.score > 80, r.start_tier, [i.id for i in r.items if i.passed is False][:2]
+    (True, 'disappointment', ['close_restate'])
+    """
+    return default_assistant().score_transcript(transcript)
+
+
+_worker: Assistant | None = None
+
+
+def _set_worker_assistant(phrasebooks: str | None) -> None:
+    """Build (and warm) this worker process's Assistant, so its first task is not slow."""
+    global _worker
+    _worker = Assistant(phrasebooks) if phrasebooks is not None else default_assistant()
+    _ = _worker.qa
+
+
+def _worker_assistant() -> Assistant:
+    return _worker if _worker is not None else default_assistant()

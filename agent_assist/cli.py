@@ -1,14 +1,18 @@
-"""Command line: ``agent-assist emotion TEXT|--file FILE`` (more commands per capability)."""
+"""Command line: ``agent-assist emotion TEXT|--file FILE``, ``agent-assist check REPLY [--customer TEXT]``."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from .assistant import Assistant
+from .batch import AtomicOutput, score_transcripts
+from .report import Report
+from .transcript import Record, read_transcripts
 from .errors import AgentAssistError
 
 _COLOURS = {"panic": "35", "anger": "31", "disappointment": "34", "indifference": "33", "calm": "32"}
@@ -60,6 +64,86 @@ def cmd_emotion(args: argparse.Namespace, assistant: Assistant) -> int:
     return 0
 
 
+_SEVERITY_COLOURS = {"high": "31", "medium": "33", "low": "36"}
+
+
+def cmd_check(args: argparse.Namespace, assistant: Assistant) -> int:
+    """Minefield check of one agent reply: hits with highlighted spans, and a safer reply."""
+    r = assistant.check_reply(args.reply, customer_text=args.customer)
+    if args.json:
+        print(json.dumps({"reply": args.reply, **r.model_dump()}, ensure_ascii=False))
+        return 0
+    colour = sys.stdout.isatty()
+    print(_highlight(args.reply, [(h.start, h.end) for h in r.hits], colour))
+    if r.ok:
+        print("ok: no minefield found")
+        return 0
+    for h in r.hits:
+        sev = f"\x1b[{_SEVERITY_COLOURS[h.severity]}m{h.severity}\x1b[0m" if colour else h.severity
+        print(f"  [{h.start}:{h.end}] {h.text}  {h.kind} ({sev}, {h.rule})")
+        print(f"      {h.principle}")
+        print(f"      → {h.rewrite}")
+    print(f"suggested: {r.suggested_reply}")
+    return 1
+
+
+def _texts(record: Record) -> list[str] | None:
+    turns = record.data.get("turns") if isinstance(record.data, dict) else None
+    if not isinstance(turns, list):
+        return None
+    return [t.get("text") if isinstance(t, dict) and isinstance(t.get("text"), str) else "" for t in turns]
+
+
+def cmd_qa(args: argparse.Namespace, assistant: Assistant) -> int:
+    source = Path(args.input)
+    if not source.is_file():
+        print(f"agent-assist qa: cannot read {source}", file=sys.stderr)
+        return 2
+    try:
+        records = read_transcripts(source)
+        out = AtomicOutput(args.output)
+    except (ValueError, OSError) as e:
+        print(f"agent-assist qa: {e}", file=sys.stderr)
+        return 2
+    report = Report() if args.report else None
+    mine, theirs = itertools.tee(records)
+    count = errors = 0
+    total = 0.0
+    worst: list[tuple[float, str]] = []
+    try:
+        results = score_transcripts(
+            theirs, workers=args.workers, progress=sys.stderr.isatty(), phrasebooks=args.phrasebooks
+        )
+        for record, r in zip(mine, results):
+            out.write(r)
+            count += 1
+            if r.error is not None:
+                errors += 1
+            else:
+                total += r.score or 0.0
+                worst.append((r.score or 0.0, r.id or "?"))
+                worst = sorted(worst)[:5]
+            if report is not None:
+                report.add(r, _texts(record))
+        out.commit()
+    except ValueError as e:  # unreadable input discovered while streaming (missing columns …)
+        out.abort()
+        print(f"agent-assist qa: {e}", file=sys.stderr)
+        return 2
+    except BaseException:
+        out.abort()
+        raise
+    if report is not None:
+        report.write(args.report)
+    scored = count - errors
+    print(f"scored {scored} of {count} transcripts ({errors} could not be scored) -> {args.output}")
+    if scored:
+        print(f"mean score {total / scored:.1f}; lowest: " + ", ".join(f"{i} ({s:g})" for s, i in worst))
+    if report is not None:
+        print(f"report: {args.report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agent-assist", description="Customer-service assistant for Chinese complaints.")
     p.add_argument("--phrasebooks", help="your own phrasebook directory (default: bundled)")
@@ -69,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--file", help="a .txt (one message a line) or .jsonl (a 'text' field) file")
     e.add_argument("--json", action="store_true", help="one JSON object a line")
     e.set_defaults(run=cmd_emotion)
+    c = sub.add_parser("check", help="minefield check of an agent reply, with a safer suggestion")
+    c.add_argument("reply", help="the agent's draft reply")
+    c.add_argument("--customer", help="the customer message being answered")
+    c.add_argument("--json", action="store_true", help="print the ReplyCheck as JSON")
+    c.set_defaults(run=cmd_check)
+    q = sub.add_parser("qa", help="score recorded transcripts (JSONL, CSV or Parquet) in batch")
+    q.add_argument("input", help="transcripts: .jsonl (one a line), or long-form .csv / .parquet")
+    q.add_argument("-o", "--output", required=True, help="results: .jsonl, .csv or .parquet")
+    q.add_argument("--report", help="also write a self-contained HTML report here")
+    q.add_argument("--workers", type=int, default=None, help="processes to use (default 1)")
+    q.set_defaults(run=cmd_qa)
     return p
 
 

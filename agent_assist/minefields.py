@@ -1,0 +1,1029 @@
+"""Minefield checks on agent replies (沟通雷区), with safer rewrites.
+
+An agent's draft is normalised once (Traditional → Simplified, full-width → half-width,
+plus the phrasebook's ``fold`` table: 你 → 您 …) and scanned once by one Aho-Corasick
+automaton holding every trigger phrase, every exception and every context word. Rules
+whose patterns are finite (alternations of words) are expanded into that automaton when
+the phrasebook loads; the few patterns with gaps (``[^,.!?;]{0,8}``) are regexes that are
+tried only where one of their leading words occurs. So a clean reply costs one automaton
+walk, and no rule loops over the text.
+
+A trigger is a *candidate*; it becomes a hit unless one of its rule's context conditions
+holds. Each condition is one small function below, named as in ``phrasebooks/minefields.yaml``
+(``unless: [negated, ownership]``) and driven by data under ``conditions:`` there:
+
+* :meth:`_Call.negated` – a negator or disowning word right before the trigger (我们绝不会…);
+* :meth:`_Call.hedged` – an honest hedge in the same clause (我会尽力…);
+* :meth:`_Call.concrete_time` – a concrete time in the sentence or the reply (2小时内, 今天18点前);
+* :meth:`_Call.ownership` – the reply takes ownership somewhere (我们已经催促并全程跟进);
+* :meth:`_Call.real_help` – the reply gives real help outside the trigger's clause;
+* :meth:`_Call.reassured` – a concrete action follows in the same sentence (别担心，我们已经…);
+* :meth:`_Call.customer_asked` – the customer asked for compensation (customer text, history);
+* :meth:`_Call.not_whole_answer` – the reply says more than the trigger (嗯，知道了 alone).
+
+``suggested_reply`` replaces each clause that holds a hit with the hits' rewrites, then is
+checked again until it is clean (rewrites are verified hit-free when the phrasebook loads).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import ahocorasick
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import PhrasebookError
+from .phrasebook import Phrasebook, check_linear_regex, unique_ids
+from .results import Turn
+from .text import Normalized, Normalizer
+
+try:  # Python >= 3.11
+    import re._constants as _sre_c
+    import re._parser as _sre
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_constants as _sre_c  # type: ignore[no-redef]
+    import sre_parse as _sre  # type: ignore[no-redef]
+
+Kind = Literal[
+    "blame_shifting", "lecturing", "over_promising", "arguing", "dismissing_feelings",
+    "blaming_customer", "perfunctory", "premature_compensation", "pressuring", "impatience",
+    "badmouthing",
+]
+KINDS: tuple[str, ...] = (
+    "blame_shifting", "lecturing", "over_promising", "arguing", "dismissing_feelings",
+    "blaming_customer", "perfunctory", "premature_compensation", "pressuring", "impatience",
+    "badmouthing",
+)
+Severity = Literal["low", "medium", "high"]
+Condition = Literal[
+    "negated", "hedged", "concrete_time", "ownership", "real_help", "reassured",
+    "customer_asked", "not_whole_answer",
+]
+
+#: A finite pattern expanding to more phrases than this is an authoring mistake
+#: (the biggest bundled one expands to about 14k); it must become a gapped regex.
+MAX_EXPANSION = 20000
+#: How often ``suggested_reply`` is re-checked and re-written before giving up on a clause.
+_MAX_REWRITE_ROUNDS = 3
+
+
+# --- phrasebook schema ---------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _nonblank(v: list[str]) -> list[str]:
+    for t in v:
+        if not t.strip():
+            raise ValueError("empty term")
+    return v
+
+
+def _linear_all(v: list[str]) -> list[str]:
+    for p in v:
+        check_linear_regex(p)
+        if re.compile(p).fullmatch(""):
+            raise ValueError(f"regex {p!r} matches the empty string")
+    return v
+
+
+class KindSpec(_Strict):
+    """What one minefield is, why it hurts, and the default safer wording."""
+
+    severity: Severity = Field(description="low, medium or high.")
+    principle: str = Field(description="One Chinese sentence: why this hurts the customer.")
+    rewrite: str = Field(min_length=1, description="Default safer clause for a hit of this kind.")
+    unless: list[Condition] = Field(
+        default_factory=lambda: ["negated"], description="Default context conditions that clear a trigger."
+    )
+
+    @field_validator("principle")
+    @classmethod
+    def _one_sentence(cls, v: str) -> str:
+        v = v.strip()
+        if not v.endswith("。") or sum(v.count(c) for c in "。！？!?") != 1:
+            raise ValueError("principle must be exactly one sentence ending in 。")
+        return v
+
+
+class Words(_Strict):
+    """Context words: plain ``terms`` and finite ``patterns`` (expanded on load)."""
+
+    terms: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+
+    _t = field_validator("terms")(_nonblank)
+    _p = field_validator("patterns")(_linear_all)
+
+
+class Negation(Words):
+    """Negators and disowning words: 我们绝不会推卸责任, 不能保证, 并不是只能这样."""
+
+    scope: int = Field(4, ge=0, le=10, description="Max characters between a negator and the trigger.")
+    adjacent: list[str] = Field(
+        default_factory=list, description="One-character negators (不, 没) that must touch the trigger."
+    )
+    blockers: list[str] = Field(
+        default_factory=list, description="Words containing a negator that negate nothing (不好意思)."
+    )
+
+
+class ConcreteTime(_Strict):
+    """Regexes for a concrete time (2小时内, 今天18点前)."""
+
+    patterns: list[str] = Field(min_length=1)
+    scope: Literal["sentence", "reply"] = Field(
+        "reply", description="Where the time may stand: the trigger's sentence, or anywhere in the reply."
+    )
+
+    _p = field_validator("patterns")(_linear_all)
+
+
+class CompensationRequest(_Strict):
+    """How a customer asks for compensation, and how they refuse it (我不要补偿)."""
+
+    terms: list[str] = Field(min_length=1)
+    refusals: list[str] = Field(default_factory=list)
+    blockers: list[str] = Field(default_factory=list, description="Look-alikes: 赔礼道歉.")
+    scope: int = Field(4, ge=0, le=10, description="Max characters between a refusal and the term.")
+
+    _t = field_validator("terms", "refusals", "blockers")(_nonblank)
+
+
+class Conditions(_Strict):
+    """Data behind the named context conditions (see the module docstring)."""
+
+    negation: Negation
+    hedge: Words
+    concrete_time: ConcreteTime
+    ownership: Words
+    help: Words
+    action: Words
+    compensation_request: CompensationRequest
+
+
+class Rule(_Strict):
+    """One family of risky phrasings of one kind."""
+
+    id: str = Field(description="Unique id, reported with each hit, e.g. 'blame.disown'.")
+    kind: Kind
+    terms: list[str] = Field(default_factory=list, description="Literal phrases, either script.")
+    patterns: list[str] = Field(
+        default_factory=list,
+        description="Regexes over normalised text. Finite ones are expanded into phrases; the "
+        "others are tried where their leading word occurs.",
+    )
+    exceptions: list[str] = Field(
+        default_factory=list, description="Phrases that clear an overlapping trigger of this kind."
+    )
+    unless: list[Condition] | None = Field(None, description="Conditions; default: the kind's.")
+    yields_to: list[Kind] = Field(
+        default_factory=list, description="Kinds that, hit in the same clause, take this one's place."
+    )
+    severity: Severity | None = None
+    rewrite: str | None = Field(None, min_length=1, description="Safer clause; default: the kind's.")
+
+    _t = field_validator("terms", "exceptions")(_nonblank)
+    _p = field_validator("patterns")(_linear_all)
+
+    @model_validator(mode="after")
+    def _has_triggers(self) -> Rule:
+        if not self.terms and not self.patterns:
+            raise ValueError("a rule needs terms or patterns")
+        return self
+
+
+class MinefieldBook(_Strict):
+    """``minefields.yaml``: kinds, context-condition data and rules."""
+
+    version: int = 1
+    fold: dict[str, str] = Field(
+        default_factory=dict, description="Extra one-character folds applied after normalising: 你 → 您."
+    )
+    kinds: dict[Kind, KindSpec]
+    conditions: Conditions
+    rules: list[Rule] = Field(min_length=1)
+
+    @field_validator("kinds")
+    @classmethod
+    def _all_kinds(cls, v: dict[str, KindSpec]) -> dict[str, KindSpec]:
+        missing = [k for k in KINDS if k not in v]
+        if missing:
+            raise ValueError(f"missing kinds: {', '.join(missing)}")
+        return v
+
+    @field_validator("fold")
+    @classmethod
+    def _single_chars(cls, v: dict[str, str]) -> dict[str, str]:
+        for a, b in v.items():
+            if len(a) != 1 or len(b) != 1:
+                raise ValueError(f"fold {a!r}: {b!r} must map one character to one character")
+        return v
+
+
+def check_minefield_book(path: Path, book: MinefieldBook) -> None:
+    """Load-time checks a schema cannot express (ids are unique)."""
+    unique_ids(path, [(f"rules.{i}.id", r.id) for i, r in enumerate(book.rules)])
+
+
+# --- result models -------------------------------------------------------------------------
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MinefieldHit(_Result):
+    """One risky phrase in a reply, located in the caller's original string."""
+
+    kind: Kind = Field(description="Which minefield, e.g. blame_shifting.")
+    start: int = Field(description="Offset of the first character in the original reply.")
+    end: int = Field(description="Offset one past the last character; text == reply[start:end].")
+    text: str = Field(description="The original characters, exactly as given.")
+    severity: Severity = Field(description="low, medium or high.")
+    principle: str = Field(description="Why it hurts, in one Chinese sentence.")
+    rewrite: str = Field(description="A safer wording for the clause holding this span.")
+    rule: str = Field(description="Id of the rule in minefields.yaml that fired.")
+
+
+class ReplyCheck(_Result):
+    """The verdict on one agent reply."""
+
+    ok: bool = Field(description="True when there are no hits.")
+    hits: list[MinefieldHit] = Field(description="Minefield hits, in reply order.")
+    suggested_reply: str = Field(
+        description="The reply with every hit's clause replaced by its rewrite; itself free of hits."
+    )
+
+
+# --- pattern expansion ---------------------------------------------------------------------
+
+_LIT, _IN, _SUB, _BRANCH = _sre_c.LITERAL, _sre_c.IN, _sre_c.SUBPATTERN, _sre_c.BRANCH
+_REPEATS = (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT)
+
+
+def _expand_items(items: Any, limit: int) -> list[str] | None:
+    """All strings a parsed regex matches, or None if infinite, open-ended or too many."""
+    out = [""]
+    for op, av in items:
+        opts: list[str] | None
+        if op == _LIT:
+            opts = [chr(av)]
+        elif op == _IN:
+            opts = []
+            for sop, sav in av:
+                if sop == _LIT:
+                    opts.append(chr(sav))
+                elif sop == _sre_c.RANGE and sav[1] - sav[0] < 16:
+                    opts.extend(chr(c) for c in range(sav[0], sav[1] + 1))
+                else:
+                    return None
+        elif op == _SUB:
+            opts = _expand_items(av[-1], limit)
+        elif op == _BRANCH:
+            opts = []
+            for branch in av[1]:
+                sub = _expand_items(branch, limit)
+                if sub is None:
+                    return None
+                opts.extend(sub)
+        elif op in _REPEATS:
+            lo, hi, body = av
+            if hi > 3:
+                return None
+            once = _expand_items(body, limit)
+            if once is None:
+                return None
+            opts = []
+            layer = [""]
+            for k in range(hi + 1):
+                if k >= lo:
+                    opts.extend(layer)
+                layer = [a + b for a in layer for b in once]
+                if len(layer) > limit:
+                    return None
+        else:
+            return None
+        if opts is None:
+            return None
+        out = [a + b for a in out for b in dict.fromkeys(opts)]
+        if len(out) > limit:
+            return None
+    return out
+
+
+def expand_pattern(pattern: str, limit: int = MAX_EXPANSION) -> list[str] | None:
+    """The phrases a finite pattern stands for (``'(和|跟)我们无关'`` → 2), else None."""
+    got = _expand_items(_sre.parse(pattern), limit)
+    return None if got is None else [s for s in dict.fromkeys(got) if s]
+
+
+def leading_words(pattern: str) -> list[str]:
+    """Words a gapped pattern must start with: the expansions of its leading finite parts
+    (``'(再|多)?送您[^,]{0,8}券'`` → 再送您, 多送您, 送您)."""
+    head: list[tuple[Any, Any]] = []
+    for item in _sre.parse(pattern):
+        if _expand_items([item], 2000) is None:
+            break
+        head.append(item)
+        words = _expand_items(head, 2000)
+        if words is None:
+            head.pop()
+            break
+    words = _expand_items(head, 2000) if head else None
+    if not words or "" in words:
+        raise ValueError(
+            f"pattern {pattern!r} has gaps, so it must start with a fixed word or a group of words"
+        )
+    return [w for w in dict.fromkeys(words) if w]
+
+
+def anchor_words(pattern: str) -> tuple[list[str], bool]:
+    """Where to try a gapped pattern: ``(words, at_start)``.
+
+    The pattern is cut at its gaps into runs of finite parts; every match contains one
+    word of each run that cannot be empty. The run whose shortest word is longest is the
+    anchor (a head of 您 alone occurs in nearly every reply; 您…就应该 is better anchored on
+    就应该). With ``at_start`` the regex is matched where a word starts (the head run),
+    else it is searched around the word. Only these words go into the automaton.
+    """
+    head = leading_words(pattern)
+    best, best_len, at_start = head, min(len(w) for w in head), True
+    runs: list[list[Any]] = [[]]
+    for item in _sre.parse(pattern):
+        if _expand_items([item], 2000) is None:
+            runs.append([])
+        else:
+            runs[-1].append(item)
+    for run in runs[1:]:
+        words = _expand_items(run, 2000) if run else None
+        if not words or "" in words:
+            continue
+        shortest = min(len(w) for w in words)
+        if shortest > best_len:
+            best, best_len, at_start = [w for w in dict.fromkeys(words) if w], shortest, False
+    return best, at_start
+
+
+# --- the compiled checker -------------------------------------------------------------------
+
+# Trigger automaton tags (scanned on every call).
+_TRIG, _HEAD, _INNER, _EXC = range(4)
+# Context automaton tags (scanned only when a candidate needs a condition).
+_NEG, _NEG_ADJ, _BLOCK, _HEDGE, _OWN, _HELP, _ACTION = range(7)
+# A gapped regex tried around an inner anchor looks this far either side of it.
+_WINDOW = 24
+# Ask automaton tags (customer side).
+_ASK, _REFUSE, _ASK_BLOCK = range(3)
+
+# Clause and sentence ends in normalised text (full-width punctuation is already half-width).
+_CLAUSE_RX = re.compile(r"[,.!?;:~…\n]")
+# The same, except a full stop between digits (1.5小时) is a decimal point.
+_BREAK_RX = re.compile(r"[,!?;:~…\n]|(?<![0-9])\.|\.(?![0-9])")
+_SENTENCE_ENDS = frozenset(".!?;…\n")
+_PUNCT_AND_SPACE = " ,.!?;:~…，。！？；：～、\n\t"
+
+
+class _CompiledRule:
+    __slots__ = ("id", "kind", "kind_index", "severity", "principle", "rewrite", "rewrite_trad",
+                 "unless", "yields_to")
+
+    def __init__(self, **kw: Any) -> None:
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+class MinefieldChecker:
+    """``minefields.yaml`` compiled for one phrasebook; immutable, safe to share across threads.
+
+    Two Aho-Corasick automata: the trigger automaton (phrases, the anchor words of gapped
+    regexes, exceptions) walks every reply; the context automaton (negators, hedges,
+    ownership, help and action words) walks a reply only when one of its candidates needs a
+    condition, so a clean reply pays for one walk.
+    """
+
+    def __init__(self, book: MinefieldBook, normalizer: Normalizer, source: str = "minefields.yaml"):
+        self._normalizer = normalizer
+        self._source = source
+        self._fold = {ord(a): ord(b) for a, b in book.fold.items()}
+        self._fold_rx = re.compile("[" + re.escape("".join(book.fold)) + "]") if book.fold else None
+        cond = book.conditions
+        self._neg_scope = cond.negation.scope
+        self._ask_scope = cond.compensation_request.scope
+        self._time_rx = re.compile("|".join(f"(?:{p})" for p in cond.concrete_time.patterns))
+        self._time_in_sentence = cond.concrete_time.scope == "sentence"
+
+        trig: dict[str, list[tuple[Any, ...]]] = {}
+        ctx: dict[str, list[int]] = {}
+
+        def key_of(term: str, where: str) -> str:
+            key = self.fold(term)
+            if not key:
+                raise PhrasebookError(source, f"term {term!r} is empty after normalisation", key=where)
+            if any(c in key for c in ",.!?;"):
+                raise PhrasebookError(source, f"term {term!r} contains clause punctuation", key=where)
+            return key
+
+        def add(table: dict[str, list[Any]], term: str, entry: Any, where: str) -> None:
+            bucket = table.setdefault(key_of(term, where), [])
+            if entry not in bucket:
+                bucket.append(entry)
+
+        def add_words(words: Words, tag: int, where: str) -> None:
+            for t in words.terms:
+                add(ctx, t, tag, where + ".terms")
+            for j, p in enumerate(words.patterns):
+                for t in self._finite(p, f"{where}.patterns.{j}"):
+                    add(ctx, t, tag, f"{where}.patterns.{j}")
+
+        add_words(cond.negation, _NEG, "conditions.negation")
+        for t in cond.negation.adjacent:
+            add(ctx, t, _NEG_ADJ, "conditions.negation.adjacent")
+        for t in cond.negation.blockers:
+            add(ctx, t, _BLOCK, "conditions.negation.blockers")
+        add_words(cond.hedge, _HEDGE, "conditions.hedge")
+        add_words(cond.ownership, _OWN, "conditions.ownership")
+        add_words(cond.help, _HELP, "conditions.help")
+        add_words(cond.action, _ACTION, "conditions.action")
+
+        self._rules: list[_CompiledRule] = []
+        for i, r in enumerate(book.rules):
+            where = f"rules.{i}"
+            spec = book.kinds[r.kind]
+            for t in r.terms:
+                add(trig, t, (_TRIG, i), where + ".terms")
+            for j, p in enumerate(r.patterns):
+                pw = f"{where}.patterns.{j}"
+                folded = self._fold_pattern(p)
+                phrases = expand_pattern(folded)
+                if phrases is not None:
+                    for t in phrases:
+                        add(trig, t, (_TRIG, i), pw)
+                    continue
+                try:
+                    words, at_start = anchor_words(folded)
+                except ValueError as e:
+                    raise PhrasebookError(source, str(e), key=pw) from None
+                rx = re.compile(folded)
+                crosses = _crosses_commas(folded)
+                for w in words:
+                    add(trig, w, (_HEAD if at_start else _INNER, i, rx, crosses), pw)
+            for t in r.exceptions:
+                add(trig, t, (_EXC, KINDS.index(r.kind)), where + ".exceptions")
+            rewrite = (r.rewrite or spec.rewrite).strip()
+            self._rules.append(
+                _CompiledRule(
+                    id=r.id,
+                    kind=r.kind,
+                    kind_index=KINDS.index(r.kind),
+                    severity=r.severity or spec.severity,
+                    principle=spec.principle,
+                    rewrite=rewrite,
+                    rewrite_trad=normalizer.to_traditional(rewrite),
+                    unless=tuple(_CONDITIONS[c] for c in (spec.unless if r.unless is None else r.unless)),
+                    yields_to=frozenset(r.yields_to),
+                )
+            )
+        self._auto = _automaton({k: (len(k), tuple(v)) for k, v in trig.items()})
+        self._ctx = _automaton({k: (len(k), tuple(v)) for k, v in ctx.items()})
+
+        req = cond.compensation_request
+        ask: dict[str, tuple[int, int]] = {}
+        for tag, terms in ((_ASK, req.terms), (_REFUSE, req.refusals), (_ASK_BLOCK, req.blockers)):
+            for t in terms:
+                k = self.fold(t)
+                ask.setdefault(k, (len(k), tag))
+        self._ask = _automaton(ask)
+
+        # Script of a reply with hits, so rewrites come back in the reply's script: the
+        # characters the normaliser changes (Traditional) against those it would change
+        # back (Simplified-only), counted by two character classes in C.
+        trad, simp = [], []
+        for cp in range(0x3400, 0xA000):
+            ch = chr(cp)
+            if normalizer.fold(ch) != ch:
+                trad.append(ch)
+            elif normalizer.to_traditional(ch) != ch:
+                simp.append(ch)
+        self._trad_rx = re.compile("[" + "".join(trad) + "]") if trad else None
+        self._simp_rx = re.compile("[" + "".join(simp) + "]") if simp else None
+
+        self._check_rewrites(book)
+
+    # -- building helpers
+
+    def fold(self, text: str) -> str:
+        """Normalise a phrase the way replies are normalised (script, width, case, fold table)."""
+        return self._normalizer.fold(text).translate(self._fold)
+
+    def _fold_pattern(self, pattern: str) -> str:
+        # Fold only non-ASCII characters, so regex syntax (\d, [^…]) is left alone.
+        return "".join(c if c < "\x80" else self.fold(c) or c for c in pattern)
+
+    def _finite(self, pattern: str, where: str) -> list[str]:
+        phrases = expand_pattern(self._fold_pattern(pattern))
+        if phrases is None:
+            raise PhrasebookError(
+                self._source, f"pattern {pattern!r} is not a finite list of words", key=where
+            )
+        return phrases
+
+    def _check_rewrites(self, book: MinefieldBook) -> None:
+        """Every rewrite must hold no trigger at all (whatever the context); else the file is
+        wrong. This is what lets ``suggested_reply`` be clean by construction."""
+        sources = [(f"kinds.{k}.rewrite", s.rewrite) for k, s in book.kinds.items()]
+        sources += [(f"rules.{i}.rewrite", r.rewrite) for i, r in enumerate(book.rules) if r.rewrite]
+        whole = _CONDITIONS["not_whole_answer"]
+        for key, text in sources:
+            norm = self._normalize(text.strip())
+            call = _Call(self, norm, None)
+            # A whole-answer phrase (好的) only counts where it is a whole clause.
+            found = [
+                (s, e, ri) for s, e, ri in call.candidates()
+                if whole not in self._rules[ri].unless or call.clause(s, e) == (s, e)
+            ]
+            if found:
+                s, e, ri = found[0]
+                r = self._rules[ri]
+                raise PhrasebookError(
+                    self._source,
+                    f"rewrite {text!r} itself contains {norm.text[s:e]!r} ({r.kind}, rule {r.id})",
+                    key=key,
+                )
+
+    # -- checking
+
+    def _normalize(self, text: str) -> Normalized:
+        norm = self._normalizer.normalize(text)
+        if self._fold_rx is not None and self._fold_rx.search(norm.text):
+            return Normalized(norm.original, norm.text.translate(self._fold), norm.offsets)
+        return norm
+
+    def _traditional(self, text: str) -> bool:
+        if self._trad_rx is None:
+            return False
+        trad = len(self._trad_rx.findall(text))
+        return trad > 0 and trad > (len(self._simp_rx.findall(text)) if self._simp_rx else 0)
+
+    def check(
+        self,
+        reply: str,
+        *,
+        customer_text: str | None = None,
+        history: Sequence[Turn | Mapping[str, Any]] | None = None,
+    ) -> ReplyCheck:
+        """See :func:`agent_assist.check_reply`."""
+        if not isinstance(reply, str):
+            raise TypeError(f"reply must be str, not {type(reply).__name__}")
+        if customer_text is not None and not isinstance(customer_text, str):
+            raise TypeError(f"customer_text must be str or None, not {type(customer_text).__name__}")
+        customer = _CustomerSide(self, customer_text, history)
+        norm = self._normalize(reply)
+        call = _Call(self, norm, customer)
+        found = call.hits()
+        if not found:
+            return ReplyCheck.model_construct(_fields_set=_CHECK_FIELDS, ok=True, hits=[], suggested_reply=reply)
+        trad = self._traditional(reply)
+        hits = [self._hit(norm, h, trad) for h in found]
+        return ReplyCheck.model_construct(
+            _fields_set=_CHECK_FIELDS,
+            ok=False,
+            hits=hits,
+            suggested_reply=self._suggest(norm, found, call, customer, trad),
+        )
+
+    def _hit(self, norm: Normalized, h: _Found, trad: bool) -> MinefieldHit:
+        r = self._rules[h.rule]
+        start, end = norm.span(h.start, h.end)
+        return MinefieldHit.model_construct(
+            _fields_set=_HIT_FIELDS,
+            kind=r.kind,
+            start=start,
+            end=end,
+            text=norm.original[start:end],
+            severity=r.severity,
+            principle=r.principle,
+            rewrite=r.rewrite_trad if trad else r.rewrite,
+            rule=r.id,
+        )
+
+    def _suggest(
+        self, norm: Normalized, found: list[_Found], call: _Call, customer: _CustomerSide, trad: bool
+    ) -> str:
+        """Replace the clause of every hit by its rewrite; re-check when that could matter.
+
+        Rewrites hold no trigger (checked on load) and triggers never cross punctuation, so
+        the new text can only hold a hit again where a candidate outside the rewritten
+        clauses was spared by a context that may have been rewritten away, or where a
+        gapped regex could reach across a comma into a rewrite. Only then is the suggestion
+        checked again, until clean.
+        """
+        text = _rewrite(norm, found, self._rules, trad)
+        if not any(
+            all(e <= f.cs or s >= f.ce for f in found)
+            and (reach < 0 or any(f.ce > s - reach and f.cs < e + reach for f in found))
+            for s, e, reach in call.spared
+        ):
+            return text
+        for _ in range(_MAX_REWRITE_ROUNDS):
+            again = self._normalize(text)
+            call = _Call(self, again, customer)
+            left = call.hits()
+            if not left:
+                return text
+            text = _rewrite(again, left, self._rules, trad)
+        # Still not clean (a pathological phrasebook): drop the offending clauses.
+        again = self._normalize(text)
+        left = _Call(self, again, customer).hits()
+        return _rewrite(again, left, self._rules, trad, drop=True) if left else text
+
+
+def _crosses_commas(pattern: str) -> bool:
+    """Whether a gapped pattern's gaps admit a comma, so one match can span two clauses."""
+
+    def walk(items: Any) -> bool:
+        for op, av in items:
+            if op == _sre_c.ANY:
+                return True
+            if op == _IN and av and av[0][0] == _sre_c.NEGATE:
+                if (_LIT, ord(",")) not in av:
+                    return True
+            elif op == _SUB and walk(av[-1]):
+                return True
+            elif op == _BRANCH and any(walk(b) for b in av[1]):
+                return True
+            elif op in _REPEATS and walk(av[2]):
+                return True
+        return False
+
+    return walk(_sre.parse(pattern))
+
+
+def _automaton(entries: Mapping[str, Any]) -> Any:
+    auto = ahocorasick.Automaton()
+    for key, value in entries.items():
+        auto.add_word(key, value)
+    if len(auto):
+        auto.make_automaton()
+    return auto
+
+
+_HIT_FIELDS = frozenset(MinefieldHit.model_fields)
+_CHECK_FIELDS = frozenset(ReplyCheck.model_fields)
+
+
+class _Found:
+    __slots__ = ("start", "end", "rule", "cs", "ce")
+
+    def __init__(self, start: int, end: int, rule: int, cs: int, ce: int) -> None:
+        self.start, self.end, self.rule, self.cs, self.ce = start, end, rule, cs, ce
+
+
+def _rewrite(
+    norm: Normalized, found: list[_Found], rules: list[_CompiledRule], trad: bool, drop: bool = False
+) -> str:
+    """The original text with each hit clause replaced by the (distinct) rewrites of its hits.
+
+    Neighbouring clauses (only punctuation between them) whose hits are of kinds already
+    rewritten just before are dropped, so 别生气，这点小事 becomes one empathy clause, not two.
+    """
+    by_clause: dict[tuple[int, int], tuple[list[str], set[str]]] = {}
+    for h in found:
+        r = rules[h.rule]
+        rw = "" if drop else (r.rewrite_trad if trad else r.rewrite)
+        texts, kinds = by_clause.setdefault(norm.span(h.cs, h.ce), ([], set()))
+        kinds.add(r.kind)
+        if rw not in texts:
+            texts.append(rw)
+    original = norm.original
+    out: list[str] = []
+    pos = 0
+    prev_kinds: set[str] = set()
+    for (start, end), (texts, kinds) in sorted(by_clause.items()):
+        if start < pos:  # a hit spanning a comma: its clauses are already replaced
+            pos = max(pos, end)
+            continue
+        gap = original[pos:start]
+        if prev_kinds and kinds <= prev_kinds and not gap.strip(_PUNCT_AND_SPACE):
+            pos = end
+            continue
+        out.append(gap)
+        out.append("，".join(texts))
+        prev_kinds = kinds
+        pos = end
+    out.append(original[pos:])
+    return "".join(out)
+
+
+class _CustomerSide:
+    """Whether the customer asked for compensation; computed at most once per call."""
+
+    __slots__ = ("_checker", "_customer_text", "_history", "_asked")
+
+    def __init__(
+        self,
+        checker: MinefieldChecker,
+        customer_text: str | None,
+        history: Sequence[Turn | Mapping[str, Any]] | None,
+    ) -> None:
+        self._checker = checker
+        self._customer_text = customer_text
+        self._history = history
+        self._asked: bool | None = None
+        if history is not None:  # fail fast on a malformed history, whatever the reply
+            for i, turn in enumerate(history):
+                _turn(turn, i)
+
+    @property
+    def asked(self) -> bool:
+        if self._asked is None:
+            texts = [self._customer_text] if self._customer_text else []
+            for i, turn in enumerate(self._history or ()):
+                speaker, text = _turn(turn, i)
+                if speaker == "customer" and text:
+                    texts.append(text)
+            self._asked = any(self._asks(t) for t in texts)
+        return self._asked
+
+    def _asks(self, text: str) -> bool:
+        c = self._checker
+        t = c._normalize(text).text
+        refusals: list[int] = []
+        blocked: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
+        for last, (length, tag) in c._ask.iter(t):
+            end = last + 1
+            if tag == _ASK:
+                asks.append((end - length, end))
+            elif tag == _REFUSE:
+                refusals.append(end)
+            else:
+                blocked.append((end - length, end))
+        for s, e in asks:
+            if any(bs <= s and e <= be for bs, be in blocked):
+                continue
+            if any(0 <= s - r <= c._ask_scope and not _CLAUSE_RX.search(t, r, s) for r in refusals):
+                continue
+            return True
+        return False
+
+
+def _turn(turn: Turn | Mapping[str, Any], i: int) -> tuple[str, str]:
+    if isinstance(turn, Turn):
+        return turn.speaker, turn.text
+    if isinstance(turn, Mapping):
+        speaker, text = turn.get("speaker"), turn.get("text")
+        if isinstance(speaker, str) and isinstance(text, str):
+            return speaker, text
+    raise TypeError(f"history[{i}] must be a Turn or a mapping with str 'speaker' and 'text'")
+
+
+class _Call:
+    """The state of checking one text: candidates, context marks and clause bounds."""
+
+    __slots__ = ("c", "text", "customer", "cands", "excepts", "spared", "_marks", "_negs", "_breaks", "_sent")
+
+    def __init__(self, checker: MinefieldChecker, norm: Normalized, customer: _CustomerSide | None) -> None:
+        self.c = checker
+        self.text = norm.text
+        self.customer = customer
+        self.cands: list[tuple[int, int, int]] = []
+        self.excepts: list[tuple[int, int, int]] = []
+        #: (start, end, reach): candidates spared by a context outside their clause
+        #: (reach -1: anywhere), and anchors of gapped regexes that can reach across a
+        #: comma (reach: the regex window). If a rewrite lands within reach of one that
+        #: survives, the suggestion is checked again.
+        self.spared: list[tuple[int, int, int]] = []
+        self._marks: dict[int, list[tuple[int, int]]] | None = None
+        self._negs: list[tuple[int, int]] = []
+        self._breaks: list[int] | None = None
+        self._sent: list[int] | None = None
+
+    # -- scanning
+
+    def candidates(self) -> list[tuple[int, int, int]]:
+        """Every trigger (start, end, rule) in the text, before context conditions."""
+        text = self.text
+        cands = self.cands
+        for last, (length, bucket) in self.c._auto.iter(text):
+            end = last + 1
+            start = end - length
+            for entry in bucket:
+                tag = entry[0]
+                if tag == _TRIG:
+                    cands.append((start, end, entry[1]))
+                elif tag == _HEAD:
+                    m = entry[2].match(text, start)
+                    if m is not None:
+                        cands.append((start, m.end(), entry[1]))
+                    if entry[3]:
+                        self.spared.append((start, end, _WINDOW))
+                elif tag == _INNER:
+                    for m in entry[2].finditer(text, max(0, start - _WINDOW), end + _WINDOW):
+                        if m.start() <= start and end <= m.end():
+                            cands.append((m.start(), m.end(), entry[1]))
+                            break
+                    if entry[3]:
+                        self.spared.append((start, end, _WINDOW))
+                else:
+                    self.excepts.append((start, end, entry[1]))
+        if self.excepts and cands:
+            rules = self.c._rules
+            cands[:] = [
+                (s, e, ri) for s, e, ri in cands
+                if not any(k == rules[ri].kind_index and xs < e and s < xe for xs, xe, k in self.excepts)
+            ]
+        return cands
+
+    @property
+    def marks(self) -> dict[int, list[tuple[int, int]]]:
+        """Context words (negators, hedges, ownership …) by tag; scanned on first use."""
+        if self._marks is None:
+            marks: dict[int, list[tuple[int, int]]] = {}
+            for last, (length, tags) in self.c._ctx.iter(self.text):
+                for tag in tags:
+                    marks.setdefault(tag, []).append((last + 1 - length, last + 1))
+            # Negators that no blocker (不好意思, 能不能) swallows, as (end, reach).
+            blockers = marks.get(_BLOCK, ())
+            scope = self.c._neg_scope
+            self._negs = [
+                (ne, reach)
+                for tag, reach in ((_NEG, scope), (_NEG_ADJ, 0))
+                for ns, ne in marks.get(tag, ())
+                if not any(bs <= ns and ne <= be for bs, be in blockers)
+            ]
+            self._marks = marks
+        return self._marks
+
+    def hits(self) -> list[_Found]:
+        """Candidates that survive their rules' conditions, merged per kind, in text order."""
+        cands = self.candidates()
+        if not cands:
+            return []
+        rules = self.c._rules
+        # One candidate per rule and stretch of text (a pattern's expansions overlap).
+        spans: list[list[int]] = []
+        for ri, s, e in sorted({(ri, s, e) for s, e, ri in cands}):
+            if spans and spans[-1][0] == ri and s < spans[-1][2]:
+                spans[-1][2] = max(spans[-1][2], e)
+            else:
+                spans.append([ri, s, e])
+        alive = []
+        for ri, s, e in spans:
+            r = rules[ri]
+            for cond in r.unless:
+                if cond(self, s, e, ri):
+                    if cond in _NONLOCAL:  # its context may be rewritten away
+                        self.spared.append((s, e, -1))
+                    break
+            else:
+                alive.append((r.kind_index, s, -e, ri))
+        if not alive:
+            return []
+        # Merge overlapping hits of one kind; the longest trigger names the rule.
+        alive.sort()
+        merged: list[list[int]] = []
+        for k, s, neg_e, ri in alive:
+            e = -neg_e
+            if merged and merged[-1][4] == k and s < merged[-1][1]:
+                m = merged[-1]
+                if e - s > m[3]:
+                    m[2], m[3] = ri, e - s
+                m[1] = max(m[1], e)
+            else:
+                merged.append([s, e, ri, e - s, k])
+        found = []
+        for s, e, ri, _, _ in merged:
+            cs, ce = self.clause(s, e)
+            found.append(_Found(s, e, ri, cs, ce))
+        # A rule that yields to another kind steps back when that kind hits the same clause.
+        if any(rules[f.rule].yields_to for f in found):
+            kept = [
+                f for f in found
+                if not rules[f.rule].yields_to
+                or not any(
+                    rules[g.rule].kind in rules[f.rule].yields_to and g.cs < f.ce and f.cs < g.ce
+                    for g in found if g is not f
+                )
+            ]
+            found = kept
+        found.sort(key=lambda f: (f.start, f.end))
+        return found
+
+    # -- clause and sentence bounds (computed only when a candidate needs them)
+
+    def _clause_breaks(self) -> list[int]:
+        if self._breaks is None:
+            self._breaks = [m.start() for m in _BREAK_RX.finditer(self.text)]
+        return self._breaks
+
+    def _sentence_breaks(self) -> list[int]:
+        if self._sent is None:
+            t = self.text
+            self._sent = [i for i in self._clause_breaks() if t[i] in _SENTENCE_ENDS]
+        return self._sent
+
+    @staticmethod
+    def _bounds(breaks: list[int], s: int, e: int, n: int) -> tuple[int, int]:
+        i = bisect_left(breaks, s)
+        start = breaks[i - 1] + 1 if i > 0 else 0
+        j = bisect_left(breaks, e)
+        end = breaks[j] if j < len(breaks) else n
+        return start, end
+
+    def clause(self, s: int, e: int) -> tuple[int, int]:
+        """The clause (between commas, full stops …) holding the span [s, e)."""
+        return self._bounds(self._clause_breaks(), s, e, len(self.text))
+
+    def sentence(self, s: int, e: int) -> tuple[int, int]:
+        """The sentence (between 。！？；) holding the span [s, e)."""
+        return self._bounds(self._sentence_breaks(), s, e, len(self.text))
+
+    def _break_between(self, a: int, b: int) -> bool:
+        br = self._clause_breaks()
+        i = bisect_left(br, a)
+        return i < len(br) and br[i] < b
+
+    # -- context conditions: one small function each, named as in minefields.yaml
+
+    def negated(self, s: int, e: int, ri: int) -> bool:
+        """A negator or disowning word ends within ``negation.scope`` characters before the
+        trigger (one-character negators must touch it), in the same clause: 我们绝不会推卸责任."""
+        if self._marks is None:
+            self.marks  # noqa: B018 - fills self._negs
+        return any(
+            ne <= s and s - ne <= reach and not self._break_between(ne, s) for ne, reach in self._negs
+        )
+
+    def hedged(self, s: int, e: int, ri: int) -> bool:
+        """An honest hedge (尽力, 尽量, 争取) in the same clause: 我会尽力今天解决."""
+        cs, ce = self.clause(s, e)
+        return any(cs <= hs and he <= ce for hs, he in self.marks.get(_HEDGE, ()))
+
+    def concrete_time(self, s: int, e: int, ri: int) -> bool:
+        """A concrete time in the reply (or, with ``scope: sentence``, in the same sentence):
+        2小时内给您回电, 我们会尽快处理。明天中午12点前给您回电。"""
+        if self.c._time_in_sentence:
+            ss, se = self.sentence(s, e)
+            return self.c._time_rx.search(self.text, ss, se) is not None
+        return self.c._time_rx.search(self.text) is not None
+
+    def ownership(self, s: int, e: int, ri: int) -> bool:
+        """The reply takes ownership somewhere: 我们已经催促并全程跟进."""
+        return any(oe <= s or os_ >= e for os_, oe in self.marks.get(_OWN, ()))
+
+    def real_help(self, s: int, e: int, ri: int) -> bool:
+        """Real help (steps, actions, explanations) outside the trigger's clause."""
+        cs, ce = self.clause(s, e)
+        return any(he <= cs or hs >= ce for hs, he in self.marks.get(_HELP, ()))
+
+    def reassured(self, s: int, e: int, ri: int) -> bool:
+        """A concrete action follows in the same sentence: 别担心，我们已经为您冻结账户."""
+        ss, se = self.sentence(s, e)
+        return any(e <= as_ and ae <= se for as_, ae in self.marks.get(_ACTION, ()))
+
+    def customer_asked(self, s: int, e: int, ri: int) -> bool:
+        """The customer asked for compensation (in customer_text or a customer turn)."""
+        return self.customer is not None and self.customer.asked
+
+    def not_whole_answer(self, s: int, e: int, ri: int) -> bool:
+        """Some clause of the reply is more than one of this rule's phrases: the reply is
+        not just the phrase (嗯，知道了 alone is perfunctory; 嗯，我马上查 and 可行的方案 are not)."""
+        t = self.text
+        own = {(cs, ce) for cs, ce, r in self.cands if r == ri}
+        start = 0
+        for b in self._clause_breaks() + [len(t)]:
+            seg = t[start:b]
+            body = seg.strip()
+            if body:
+                lead = start + len(seg) - len(seg.lstrip())
+                if (lead, lead + len(body)) not in own:
+                    return True
+            start = b + 1
+        return False
+
+
+#: Condition name (as in the YAML) -> the function above.
+_CONDITIONS = {name: getattr(_Call, name) for name in Condition.__args__}  # type: ignore[attr-defined]
+#: Conditions whose evidence may lie outside the trigger's clause.
+_NONLOCAL = frozenset(
+    _CONDITIONS[n] for n in ("concrete_time", "ownership", "real_help", "reassured", "not_whole_answer")
+)
+
+
+def minefield_checker(phrasebook: Phrasebook) -> MinefieldChecker:
+    """The compiled checker of ``phrasebook`` (built once, shared)."""
+    return phrasebook.cached(
+        "minefields.checker",
+        lambda: MinefieldChecker(
+            phrasebook.book("minefields.yaml", MinefieldBook, check_minefield_book),
+            phrasebook.normalizer,
+            str(phrasebook.file("minefields.yaml")),
+        ),
+    )

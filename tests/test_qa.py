@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import read_jsonl
+
+from agent_assist import Assistant, PhrasebookError, QAResult, score_transcript
+from agent_assist.phrasebook import bundled_phrasebooks
+
+GOOD = {"id": "good", "agent_id": "A1", "turns": [
+    {"speaker": "客户", "text": "我的A3音箱维修等了12天还没修好，太失望了", "start": 0, "end": 6},
+    {"speaker": "客服", "text": "非常抱歉让您久等了。您是说A3音箱送修已经12天还没修好，对吗？", "start": 8, "end": 14},
+    {"speaker": "客户", "text": "对，就是这样", "start": 15, "end": 16},
+    {"speaker": "客服", "text": "我马上联系维修中心加急处理，今天18点前给您回电告知进度。", "start": 17, "end": 22},
+    {"speaker": "客户", "text": "好的，谢谢", "start": 23, "end": 24},
+    {"speaker": "客服", "text": "那我们就按这个方案：今天18点前回电，修好后我再回访您。感谢您的耐心。", "start": 25, "end": 30},
+]}
+BAD = {"id": "bad", "agent_id": "A2", "turns": [
+    {"speaker": "客户", "text": "我的A3音箱维修等了12天还没修好，太失望了", "start": 0, "end": 6},
+    {"speaker": "客服", "text": "这是维修中心的问题，和我们无关。", "start": 70, "end": 72},
+    {"speaker": "客户", "text": "你们就是这样推卸责任的？我要投诉！", "start": 73, "end": 75},
+    {"speaker": "客服", "text": "您别激动，稍后会有人联系您。", "start": 76, "end": 78},
+    {"speaker": "客户", "text": "算了，不用了", "start": 79, "end": 80},
+]}
+
+
+def item(r: QAResult, ident: str):
+    return next(i for i in r.items if i.id == ident)
+
+
+def test_good_handling_scores_high_with_evidence():
+    r = score_transcript(GOOD)
+    assert r.error is None and r.score >= 85 and r.grade in {"A", "B"}
+    for ident in ("listen_confirm", "empathize", "solution_time", "close_thanks", "close_follow_up"):
+        it = item(r, ident)
+        assert it.passed is True and it.earned == it.points
+        ev = it.evidence[0]
+        assert ev.text == GOOD["turns"][ev.turn]["text"][ev.start : ev.end]
+    assert r.first_response_seconds == 2.0
+    assert r.start_tier == "disappointment"
+
+
+def test_poor_handling_loses_points_at_the_offending_words():
+    r = score_transcript(BAD)
+    assert r.score < 50
+    blame = item(r, "mine.blame_shifting")
+    assert blame.passed is False and blame.earned < blame.points
+    assert any(e.turn == 1 and e.text in BAD["turns"][1]["text"] and e.text for e in blame.evidence)
+    assert item(r, "mine.dismissing_feelings").passed is False
+    assert item(r, "first_response").passed is False  # 64 s after the customer stopped
+    assert item(r, "empathize").passed is False
+    assert r.end_tier == "indifference"
+    assert {"churn_risk", "escalation_threat"} <= set(r.flags)
+    assert [p.turn for p in r.trajectory] == [0, 2, 4]
+
+
+def test_every_deduction_points_at_a_turn_and_words():
+    for data in (GOOD, BAD):
+        r = score_transcript(data)
+        for it in r.items:
+            if it.passed is False:
+                assert it.evidence, it.id
+                for e in it.evidence:
+                    assert e.text == data["turns"][e.turn]["text"][e.start : e.end]
+
+
+def test_items_without_timestamps_are_left_out():
+    data = {"id": "x", "turns": [{"speaker": t["speaker"], "text": t["text"]} for t in GOOD["turns"]]}
+    r = score_transcript(data)
+    assert item(r, "first_response").passed is None and item(r, "agent_silence").passed is None
+    assert r.first_response_seconds is None
+
+
+def test_better_handling_scores_higher_in_every_pair():
+    pairs = read_jsonl("qa_pairs.jsonl")
+    assert len(pairs) >= 20
+    for p in pairs:
+        better, worse = score_transcript(p["better"]), score_transcript(p["worse"])
+        assert better.error is None and worse.error is None
+        assert better.score > worse.score, (p["pair"], better.score, worse.score, p["why"])
+
+
+def test_malformed_transcript_is_an_error_result_not_an_exception():
+    r = score_transcript({"id": "b", "turns": [{"speaker": "客户", "text": None}]})
+    assert r.error is not None and "turns[0].text" in r.error and r.score is None and r.id == "b"
+
+
+def _custom(tmp_path, old: str, new: str):
+    d = tmp_path / "pb"
+    d.mkdir()
+    text = (bundled_phrasebooks() / "qa.yaml").read_text(encoding="utf-8")
+    assert old in text
+    (d / "qa.yaml").write_text(text.replace(old, new), encoding="utf-8")
+    return Assistant(d)
+
+
+def test_rubric_weights_are_data(tmp_path):
+    heavy = _custom(tmp_path, "{id: mine.blame_shifting, name: 推诿, points: 6, per_hit: 6,",
+                    "{id: mine.blame_shifting, name: 推诿, points: 60, per_hit: 60,")
+    assert heavy.score_transcript(BAD).score < score_transcript(BAD).score
+
+
+def test_fatal_item_zeroes_the_score(tmp_path):
+    a = _custom(tmp_path, "{id: mine.blame_shifting, name: 推诿, points: 6, per_hit: 6, check: minefield,",
+                "{id: mine.blame_shifting, name: 推诿, points: 6, per_hit: 6, fatal: true, check: minefield,")
+    assert a.score_transcript(BAD).score == 0.0
+    assert a.score_transcript(GOOD).score > 0
+
+
+def test_rubric_validation_names_file_and_key(tmp_path):
+    with pytest.raises(PhrasebookError) as e:
+        _custom(tmp_path, "check: minefield, kind: lecturing}", "check: minefield, kind: shouting}").qa
+    assert "qa.yaml" in str(e.value) and "kind" in str(e.value)
+    shutil.rmtree(tmp_path / "pb")
+    with pytest.raises(PhrasebookError, match="needs 'max_seconds'"):
+        _custom(tmp_path, "    max_seconds: 30\n", "\n").qa
