@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from .assistant import Assistant, check_reply, default_assistant, detect_emotion, detect_emotions
-from .assistant import extract_slots, mask_sensitive, score_transcript, triage
+from .assistant import extract_slots, mask_sensitive, redact, score_transcript, triage
 from .batch import score_frame, score_transcripts
 from .qa import QAEvidence, QAItem, QAResult, TierPoint
 from .transcript import Record, Transcript, read_transcripts
@@ -19,6 +19,8 @@ from .minefields import MinefieldHit, ReplyCheck
 from .phrasebook import Phrasebook
 from .results import EmotionResult, Evidence, Turn
 from .slots import Slots
+from .suggest import ReplyCandidate, Suggestion, WatchOut
+from .assistant import suggest
 from .triage import Deadlines, Triage
 
 __version__ = "0.1.0"
@@ -32,6 +34,9 @@ __all__ = [
     "MinefieldHit",
     "ModelError",
     "Phrasebook",
+    "ReplyCandidate",
+    "Suggestion",
+    "WatchOut",
     "QAEvidence",
     "QAItem",
     "QAResult",
@@ -51,9 +56,11 @@ __all__ = [
     "extract_slots",
     "mask_sensitive",
     "read_transcripts",
+    "redact",
     "score_frame",
     "score_transcript",
     "score_transcripts",
+    "suggest",
     "triage",
 ]
 

@@ -11,17 +11,31 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from .emotion import EmotionDetector
 from .emotion_model import EmotionModel
 from .minefields import MinefieldChecker, ReplyCheck, minefield_checker
 from .phrasebook import Phrasebook, _Lazy, bundled_models
+from .privacy import Redactor
 from .qa import QAResult, QAScorer
 from .transcript import Transcript
 from .results import EmotionResult, Turn
+from .text import check_text
 from .slots import SlotExtractor, Slots, slot_extractor
+from .suggest import Suggester, Suggestion, suggester
 from .triage import Triage, Triager, triager
+
+
+DEFAULT_MAX_CHARS = 5000
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def _truncated(result: R) -> R:
+    return result.model_copy(update={"truncated": True})
 
 
 class Assistant:
@@ -38,9 +52,15 @@ class Assistant:
         phrasebooks: str | Path | Phrasebook | None = None,
         *,
         models: str | Path | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
         self.phrasebook = phrasebooks if isinstance(phrasebooks, Phrasebook) else Phrasebook(phrasebooks)
         self._models = Path(models) if models is not None else None
+        if not isinstance(max_chars, int) or max_chars < 1:
+            raise ValueError("max_chars must be a positive int")
+        #: Longer messages are analysed on their first ``max_chars`` characters and the
+        #: result says ``truncated``: a pasted log or an attack cannot make a call slow.
+        self.max_chars = max_chars
         self._lazy = _Lazy()
 
     @property
@@ -53,11 +73,25 @@ class Assistant:
 
     def detect_emotion(self, text: str) -> EmotionResult:
         """See :func:`agent_assist.detect_emotion`."""
+        check_text(text)
+        if len(text) > self.max_chars:
+            return _truncated(self.emotion.detect(text[: self.max_chars]))
         return self.emotion.detect(text)
 
     def detect_emotions(self, texts: Sequence[str]) -> list[EmotionResult]:
         """See :func:`agent_assist.detect_emotions`."""
-        return self.emotion.detect_many(texts)
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of str, not a single str")
+        texts = list(texts)
+        bad = {i: t for i, t in enumerate(texts) if not isinstance(t, str)}
+        long = {i for i, t in enumerate(texts) if i not in bad and len(t) > self.max_chars}
+        clean = ["" if i in bad else t[: self.max_chars] for i, t in enumerate(texts)]
+        out = self.emotion.detect_many(clean)
+        for i, t in bad.items():
+            out[i] = out[i].model_copy(update={"error": f"texts[{i}] must be str, not {type(t).__name__}"})
+        for i in long:
+            out[i] = _truncated(out[i])
+        return out
 
     @property
     def minefields(self) -> MinefieldChecker:
@@ -72,6 +106,13 @@ class Assistant:
         history: Sequence[Turn | Mapping[str, Any]] | None = None,
     ) -> ReplyCheck:
         """See :func:`agent_assist.check_reply`."""
+        check_text(reply, "reply")
+        if customer_text is not None:
+            customer_text = check_text(customer_text, "customer_text")[: self.max_chars]
+        if len(reply) > self.max_chars:
+            return _truncated(
+                self.minefields.check(reply[: self.max_chars], customer_text=customer_text, history=history)
+            )
         return self.minefields.check(reply, customer_text=customer_text, history=history)
 
     @property
@@ -88,9 +129,12 @@ class Assistant:
         emotion: EmotionResult | None = None,
     ) -> Triage:
         """See :func:`agent_assist.triage`. ``emotion``: pass it if already computed for ``text``."""
+        check_text(text)
+        cut = text[: self.max_chars]
         if emotion is None:
-            emotion = self.detect_emotion(text)
-        return self.triager.triage(text, history=history, now=now, emotion=emotion)
+            emotion = self.detect_emotion(cut)
+        result = self.triager.triage(cut, history=history, now=now, emotion=emotion)
+        return _truncated(result) if len(text) > self.max_chars else result
 
     @property
     def slots(self) -> SlotExtractor:
@@ -99,11 +143,32 @@ class Assistant:
 
     def extract_slots(self, text: str) -> Slots:
         """See :func:`agent_assist.extract_slots`."""
+        check_text(text)
+        if len(text) > self.max_chars:
+            return _truncated(self.slots.extract(text[: self.max_chars]))
         return self.slots.extract(text)
 
     def mask_sensitive(self, text: str) -> str:
         """See :func:`agent_assist.mask_sensitive`."""
         return self.slots.mask(text)
+
+    def validate(self) -> None:
+        """Load, validate and compile every phrasebook file and model now.
+
+        Raises the first :class:`PhrasebookError` (file, key and line) or :class:`ModelError`;
+        ``agent-assist validate DIR`` runs this on a company's directory.
+        """
+        _ = (self.phrasebook.normalizer, self.emotion, self.minefields, self.triager, self.slots,
+             self.qa, self.redactor, self.suggester)
+
+    @property
+    def redactor(self) -> Redactor:
+        """Personal-data masking (built on first use)."""
+        return self._lazy.get("redactor", lambda: Redactor(self.phrasebook, self.mask_sensitive))
+
+    def redact(self, text: str) -> str:
+        """See :func:`agent_assist.redact`."""
+        return self.redactor.redact(text)
 
     @property
     def qa(self) -> QAScorer:
@@ -113,6 +178,22 @@ class Assistant:
     def score_transcript(self, transcript: Transcript | Mapping[str, Any]) -> QAResult:
         """See :func:`agent_assist.score_transcript`."""
         return self.qa.score_record(transcript)
+
+    @property
+    def suggester(self) -> Suggester:
+        """Reply suggestions with this phrasebook's ``replies.yaml`` (compiled on first use)."""
+        return suggester(self.phrasebook)
+
+    def suggest(
+        self,
+        customer_text: str,
+        *,
+        history: Sequence[str | Turn | Mapping[str, Any]] | None = None,
+        n: int = 3,
+        agent_name: str | None = None,
+    ) -> Suggestion:
+        """See :func:`agent_assist.suggest`."""
+        return self.suggester.suggest(self, customer_text, history=history, n=n, agent_name=agent_name)
 
 
 _models_lock = threading.Lock()
@@ -153,7 +234,7 @@ def detect_emotion(text: str) -> EmotionResult:
     >>> [e.text for e in r.evidence][:3]
     ['第三次', '到底', '有没有人管']
     """
-    return default_assistant().emotion.detect(text)
+    return default_assistant().detect_emotion(text)
 
 
 def detect_emotions(texts: Sequence[str]) -> list[EmotionResult]:
@@ -163,7 +244,7 @@ def detect_emotions(texts: Sequence[str]) -> list[EmotionResult]:
     >>> [r.tier for r in detect_emotions(["在吗？想问下发票怎么开", "气死我了！！"])]
     ['calm', 'anger']
     """
-    return default_assistant().emotion.detect_many(texts)
+    return default_assistant().detect_emotions(texts)
 
 
 def check_reply(
@@ -235,6 +316,18 @@ def mask_sensitive(text: str) -> str:
     return default_assistant().mask_sensitive(text)
 
 
+def redact(text: str) -> str:
+    """``text`` with phone, ID-card and bank-card numbers, e-mails and plate numbers masked.
+
+    Same length as the input, so offsets computed on the original still hold.
+
+    >>> from agent_assist import redact
+    >>> redact("电话13812345678，邮箱zhang.san@example.com，车牌粤B12345")
+    '电话138****5678，邮箱z****.***@example.com，车牌粤B*****'
+    """
+    return default_assistant().redact(text)
+
+
 def score_transcript(transcript: Transcript | Mapping[str, Any]) -> QAResult:
     """Quality score (质检) of one conversation: 0-100, grade, and every rubric item with the
     turn and words behind it. A malformed transcript gives a result whose ``error`` says why.
@@ -249,6 +342,36 @@ def score_transcript(transcript: Transcript | Mapping[str, Any]) -> QAResult:
     (True, 'disappointment', ['close_restate'])
     """
     return default_assistant().score_transcript(transcript)
+
+
+def suggest(
+    customer_text: str,
+    *,
+    history: Sequence[str | Turn | Mapping[str, Any]] | None = None,
+    n: int = 3,
+    agent_name: str | None = None,
+) -> Suggestion:
+    """What to say next: up to ``n`` distinct replies in three steps (倾听确认, 共情表达,
+    解决方案), with the emotion, triage, handling strategy and minefields to watch.
+
+    ``history``: earlier turns (strings are customer turns; :class:`Turn` objects or dicts
+    with ``speaker`` and ``text`` for both sides). A repeat contact is acknowledged, an
+    earlier agent reply is not offered again, and a worsening tier (or a repeat contact)
+    moves the replies to the escalated register. ``agent_name`` is named as the owner in
+    escalated replies. Replies come back in the customer's script.
+
+    >>> from agent_assist import suggest
+    >>> s = suggest("A3音箱等了12天还没到，太失望了")
+    >>> s.emotion.tier, s.triage.category, s.escalated
+    ('disappointment', 'delivery', False)
+    >>> s.replies[0].listen_confirm
+    '跟您核对一下，A3音箱已经等了12天还没有送到，我理解得对吗？'
+    >>> len({r.text for r in s.replies})
+    3
+    >>> suggest("等了三個星期還沒到貨，太失望了").script
+    'traditional'
+    """
+    return default_assistant().suggest(customer_text, history=history, n=n, agent_name=agent_name)
 
 
 _worker: Assistant | None = None

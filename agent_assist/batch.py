@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .qa import QAResult, error_result
+from .results import to_json
 from .transcript import Record, Transcript
 
 Item = Record | Transcript | Mapping[str, Any]
@@ -26,16 +27,18 @@ _CHUNK = 32  # transcripts per task sent to a worker
 _IN_FLIGHT_PER_WORKER = 4  # chunks queued per worker: keeps both sides busy, memory bounded
 
 
-def _score_chunk(chunk: list[tuple[int, Item]]) -> list[QAResult]:
+def _score_chunk(chunk: list[tuple[int, Item]], redact: bool) -> list[dict[str, Any]]:
     from .assistant import _worker_assistant
 
     scorer = _worker_assistant().qa
-    return [_safe_score(scorer, item, pos) for pos, item in chunk]
+    # Plain dicts cross the process boundary: pickling them is ~4x cheaper than pickling
+    # the nested pydantic models, and the parent's re-validation is cheaper still.
+    return [_safe_score(scorer, item, pos, redact).model_dump() for pos, item in chunk]
 
 
-def _safe_score(scorer: Any, item: Item, pos: int) -> QAResult:
+def _safe_score(scorer: Any, item: Item, pos: int, redact: bool = False) -> QAResult:
     try:
-        return scorer.score_record(item)  # type: ignore[no-any-return]
+        return scorer.score_record(item, redact=redact)  # type: ignore[no-any-return]
     except Exception as e:  # noqa: BLE001 - one bad record must not stop the batch
         line = item.line if isinstance(item, Record) else None
         return error_result(f"record {pos + 1}: internal error {type(e).__name__}: {e}", line=line)
@@ -76,11 +79,13 @@ def score_transcripts(
     workers: int | None = None,
     progress: bool = False,
     phrasebooks: str | Path | None = None,
+    redact: bool = False,
 ) -> Iterator[QAResult]:
     """Score transcripts lazily, in input order; ``workers`` > 1 uses that many processes.
 
     ``items``: :class:`Transcript` objects, dicts, or records from
     :func:`agent_assist.read_transcripts` (which carry line numbers into error results).
+    ``redact``: mask personal data in the evidence texts (the CLI does by default).
 
     >>> from agent_assist import score_transcripts
     >>> rows = [{"id": "1", "turns": [{"speaker": "客户", "text": "还没到货"},
@@ -97,10 +102,10 @@ def score_transcripts(
             assistant = Assistant(phrasebooks) if phrasebooks is not None else default_assistant()
             scorer = assistant.qa
             for pos, item in enumerate(items):
-                yield _safe_score(scorer, item, pos)
+                yield _safe_score(scorer, item, pos, redact)
                 bar.tick()
             return
-        yield from _parallel(items, workers, bar, None if phrasebooks is None else str(phrasebooks))
+        yield from _parallel(items, workers, bar, None if phrasebooks is None else str(phrasebooks), redact)
     finally:
         bar.close()
 
@@ -116,21 +121,25 @@ def _chunks(items: Iterable[Item], size: int) -> Iterator[list[tuple[int, Item]]
         yield chunk
 
 
-def _parallel(items: Iterable[Item], workers: int, bar: _Progress, phrasebooks: str | None) -> Iterator[QAResult]:
-    pending: deque[tuple[list[tuple[int, Item]], Future[list[QAResult]]]] = deque()
+def _parallel(
+    items: Iterable[Item], workers: int, bar: _Progress, phrasebooks: str | None, redact: bool
+) -> Iterator[QAResult]:
+    pending: deque[tuple[list[tuple[int, Item]], Future[list[dict[str, Any]]]]] = deque()
     limit = workers * _IN_FLIGHT_PER_WORKER
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(phrasebooks,)) as pool:
         for chunk in _chunks(items, _CHUNK):
-            pending.append((chunk, pool.submit(_score_chunk, chunk)))
+            pending.append((chunk, pool.submit(_score_chunk, chunk, redact)))
             while len(pending) >= limit:
                 yield from _collect(*pending.popleft(), bar)
         while pending:
             yield from _collect(*pending.popleft(), bar)
 
 
-def _collect(chunk: list[tuple[int, Item]], fut: Future[list[QAResult]], bar: _Progress) -> Iterator[QAResult]:
+def _collect(
+    chunk: list[tuple[int, Item]], fut: Future[list[dict[str, Any]]], bar: _Progress
+) -> Iterator[QAResult]:
     try:
-        results = fut.result()
+        results = [QAResult.model_validate(d) for d in fut.result()]
     except Exception as e:  # noqa: BLE001 - a dead worker costs its chunk, marked, not the batch
         results = [
             error_result(
@@ -205,13 +214,18 @@ class AtomicOutput:
                 import pyarrow  # noqa: F401
             except ImportError:
                 raise ValueError("writing Parquet needs pyarrow: pip install 'agent_assist[parquet]'") from None
-        self._file = None if self.suffix == ".parquet" else self.tmp.open("w", encoding="utf-8", newline="")
+        # backslashreplace: a lone surrogate in an id must not kill a million-line run.
+        self._file = (
+            None
+            if self.suffix == ".parquet"
+            else self.tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="")
+        )
         self._csv: Any = None
 
     def write(self, r: QAResult) -> None:
         if self.suffix == ".jsonl":
             assert self._file is not None
-            self._file.write(r.model_dump_json() + "\n")
+            self._file.write(to_json(r) + "\n")
         elif self.suffix == ".csv":
             import csv
 
@@ -281,3 +295,11 @@ def score_frame(df: Any, *, phrasebooks: str | Path | None = None) -> Any:
 
 
 FLAT_COLUMNS = tuple(flat_row(QAResult(id=None)).keys())
+
+_NUMERIC = {"line": "bigint", "turns": "bigint", "score": "double", "talk_ratio": "double",
+            "first_response_seconds": "double", "safety": "boolean"}
+
+
+def spark_schema() -> str:
+    """The DDL schema of :func:`score_frame`'s output, for Spark's ``mapInPandas``."""
+    return ", ".join(f"`{c}` {_NUMERIC.get(c, 'string')}" for c in FLAT_COLUMNS)

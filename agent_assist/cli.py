@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import signal
+import threading
 import json
 import sys
 from collections.abc import Iterator
@@ -12,6 +14,9 @@ from pathlib import Path
 from .assistant import Assistant
 from .batch import AtomicOutput, score_transcripts
 from .report import Report
+from .analyze_cli import add_analyze_parser
+from .serve_cli import add_serve_parser
+from .suggest_cli import add_suggest_parser
 from .transcript import Record, read_transcripts
 from .errors import AgentAssistError
 
@@ -67,6 +72,18 @@ def cmd_emotion(args: argparse.Namespace, assistant: Assistant) -> int:
 _SEVERITY_COLOURS = {"high": "31", "medium": "33", "low": "36"}
 
 
+def _bracket(text: str, spans: list[tuple[int, int]]) -> str:
+    """Mark spans with 【】 where the terminal cannot show colour (pipes, files)."""
+    out, pos = [], 0
+    for start, end in sorted(set(spans)):
+        if start < pos:
+            continue
+        out += [text[pos:start], "【", text[start:end], "】"]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def cmd_check(args: argparse.Namespace, assistant: Assistant) -> int:
     """Minefield check of one agent reply: hits with highlighted spans, and a safer reply."""
     r = assistant.check_reply(args.reply, customer_text=args.customer)
@@ -74,7 +91,8 @@ def cmd_check(args: argparse.Namespace, assistant: Assistant) -> int:
         print(json.dumps({"reply": args.reply, **r.model_dump()}, ensure_ascii=False))
         return 0
     colour = sys.stdout.isatty()
-    print(_highlight(args.reply, [(h.start, h.end) for h in r.hits], colour))
+    spans = [(h.start, h.end) for h in r.hits]
+    print(_highlight(args.reply, spans, True) if colour else _bracket(args.reply, spans))
     if r.ok:
         print("ok: no minefield found")
         return 0
@@ -105,14 +123,15 @@ def cmd_qa(args: argparse.Namespace, assistant: Assistant) -> int:
     except (ValueError, OSError) as e:
         print(f"agent-assist qa: {e}", file=sys.stderr)
         return 2
-    report = Report() if args.report else None
+    redact = not args.no_redact
+    report = Report(redact=assistant.redact if redact else None) if args.report else None
     mine, theirs = itertools.tee(records)
     count = errors = 0
     total = 0.0
     worst: list[tuple[float, str]] = []
     try:
         results = score_transcripts(
-            theirs, workers=args.workers, progress=sys.stderr.isatty(), phrasebooks=args.phrasebooks
+            theirs, workers=args.workers, progress=sys.stderr.isatty(), phrasebooks=args.phrasebooks, redact=redact
         )
         for record, r in zip(mine, results):
             out.write(r)
@@ -144,6 +163,16 @@ def cmd_qa(args: argparse.Namespace, assistant: Assistant) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace, assistant: Assistant) -> int:
+    directory = Path(args.path)
+    checked = Assistant(directory)
+    checked.validate()  # a PhrasebookError is reported by main() with file, key and line
+    own = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+    print(f"ok: {directory} is a valid phrasebook directory ({len(own)} file(s) of its own: "
+          f"{', '.join(own) or 'none'}; the rest from the bundled defaults)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agent-assist", description="Customer-service assistant for Chinese complaints.")
     p.add_argument("--phrasebooks", help="your own phrasebook directory (default: bundled)")
@@ -158,20 +187,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--customer", help="the customer message being answered")
     c.add_argument("--json", action="store_true", help="print the ReplyCheck as JSON")
     c.set_defaults(run=cmd_check)
+    v = sub.add_parser("validate", help="check a phrasebook directory: every file loads and compiles")
+    v.add_argument("path", help="the directory (files it lacks come from the bundled defaults)")
+    v.set_defaults(run=cmd_validate)
     q = sub.add_parser("qa", help="score recorded transcripts (JSONL, CSV or Parquet) in batch")
     q.add_argument("input", help="transcripts: .jsonl (one a line), or long-form .csv / .parquet")
     q.add_argument("-o", "--output", required=True, help="results: .jsonl, .csv or .parquet")
     q.add_argument("--report", help="also write a self-contained HTML report here")
     q.add_argument("--workers", type=int, default=None, help="processes to use (default 1)")
+    q.add_argument("--no-redact", action="store_true",
+                   help="keep phone/ID/card numbers, e-mails and plates in the output and report")
     q.set_defaults(run=cmd_qa)
+    add_analyze_parser(sub)
+    add_suggest_parser(sub)
+    add_serve_parser(sub)
     return p
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so a half-written output is removed, never left behind.
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         assistant = Assistant(args.phrasebooks)
         return int(args.run(args, assistant))
+    except KeyboardInterrupt:
+        print("agent-assist: interrupted; no output written", file=sys.stderr)
+        return 130
     except AgentAssistError as e:
         print(f"agent-assist: {e}", file=sys.stderr)
         return 2

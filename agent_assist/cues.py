@@ -51,6 +51,7 @@ class _Cue:
     negated_tier: str
     negated_feature: int
     length: int
+    token: bool  # ASCII letters/digits only: must not sit inside a longer number or word
 
 
 class CueMatcher:
@@ -91,6 +92,7 @@ class CueMatcher:
                     negated_tier=g.negated_tier,
                     negated_feature=_FEATURE_INDEX[g.negated_feature],
                     length=len(key),
+                    token=key.isascii() and key.isalnum(),
                 )
                 add(term, (_CUE, cue.length, cue), f"groups[{g.id}]")
         auto.make_automaton()
@@ -116,6 +118,8 @@ class CueMatcher:
             if kind == _BLOCK:
                 mods.clear()
                 continue
+            if payload.token and _inside_token(text, start, end):
+                continue  # 12315 inside a phone number is not a threat
             if mods:
                 hit = self._apply_modifiers(text, start, end, payload, mods)
                 mods.clear()
@@ -152,6 +156,12 @@ class CueMatcher:
         if negations % 2 == 1 and cue.negatable:
             return CueHit(pos, end, cue.cue, "negation", cue.negated_tier, cue.negated_feature, weight)
         return CueHit(pos if factor != 1.0 else start, end, cue.cue, "lexicon", cue.tier, cue.feature, weight)
+
+
+def _inside_token(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum())
 
 
 def first_chars(pattern: str) -> frozenset[str] | None:

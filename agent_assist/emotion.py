@@ -18,7 +18,7 @@ from .cues import CueHit, CueMatcher, feature_vector
 from .emotion_model import EmotionModel, softmax, softmax1
 from .phrasebook import TIERS, Phrasebook
 from .results import EmotionResult, Evidence, build
-from .text import Normalized
+from .text import Normalized, check_text
 
 # Intensity = (1 - p(calm)) * (FLOOR + (1 - FLOOR) * (1 - exp(-strength / SCALE))), where
 # strength is the summed weight of non-calm evidence after intensifiers. A model-only
@@ -28,12 +28,6 @@ _INTENSITY_SCALE = 2.0
 # Model n-grams reported as evidence when no lexicon cue speaks for the winning tier.
 _MODEL_EVIDENCE = 2
 _CALM = TIERS.index("calm")
-
-
-def _check_text(text: object, where: str = "text") -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"{where} must be str, not {type(text).__name__}")
-    return text
 
 
 class EmotionDetector:
@@ -49,7 +43,7 @@ class EmotionDetector:
 
     def detect(self, text: str) -> EmotionResult:
         """Emotion of one message (see :func:`agent_assist.detect_emotion`)."""
-        _check_text(text)
+        check_text(text)
         if not text.strip():
             return _empty()
         norm = self._normalizer.normalize(text)
@@ -61,7 +55,7 @@ class EmotionDetector:
     def detect_many(self, texts: Sequence[str]) -> list[EmotionResult]:
         """Emotions of many messages; the model runs once over the whole batch."""
         for i, t in enumerate(texts):
-            _check_text(t, f"texts[{i}]")
+            check_text(t, f"texts[{i}]")
         unique: dict[str, int] = {}
         for t in texts:
             if t.strip() and t not in unique:

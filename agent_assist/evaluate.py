@@ -1,4 +1,5 @@
-"""Evaluation: ``python -m agent_assist.evaluate emotion FILE.jsonl|dev``.
+"""Evaluation: ``python -m agent_assist.evaluate emotion FILE.jsonl|dev`` and
+``python -m agent_assist.evaluate replies FILE.jsonl`` (minefield checks, see :func:`evaluate_replies`).
 
 Prints accuracy, macro-F1, per-tier precision/recall/F1 and a confusion matrix for
 agent_assist and, in the same run, for the baselines:
@@ -149,16 +150,17 @@ def reply_metrics(rows: Sequence[dict], predicted: Sequence[set[str]], still_hit
 
     per = {}
     tp_all = fp_all = fn_all = 0
+    pairs = list(zip(rows, predicted, strict=True))
     for k in KINDS:
-        tp = sum(1 for r, p in zip(rows, predicted) if k in r["kinds"] and k in p)
-        fp = sum(1 for r, p in zip(rows, predicted) if k not in r["kinds"] and k in p)
-        fn = sum(1 for r, p in zip(rows, predicted) if k in r["kinds"] and k not in p)
+        tp = sum(1 for r, p in pairs if k in r["kinds"] and k in p)
+        fp = sum(1 for r, p in pairs if k not in r["kinds"] and k in p)
+        fn = sum(1 for r, p in pairs if k in r["kinds"] and k not in p)
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per[k] = {"precision": prec, "recall": rec, "f1": f1, "support": tp + fn, "tp": tp, "fp": fp, "fn": fn}
+        per[k] = {"precision": prec, "recall": rec, "f1": f1, "support": tp + fn, "fp": fp, "fn": fn}
         tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn
-    clean = [(r, p) for r, p in zip(rows, predicted) if not r["kinds"]]
+    clean = [(r, p) for r, p in pairs if not r["kinds"]]
     hard = [(r, p) for r, p in clean if r.get("hard_negative")]
     return {
         "n": len(rows),
@@ -170,7 +172,7 @@ def reply_metrics(rows: Sequence[dict], predicted: Sequence[set[str]], still_hit
         "hard_negatives": len(hard),
         "hard_negative_false_positive_rate": sum(1 for _, p in hard if p) / max(len(hard), 1),
         "positives": sum(1 for r in rows if r["kinds"]),
-        "suggested_still_hit": sum(1 for r, bad in zip(rows, still_hit) if r["kinds"] and bad),
+        "suggested_still_hit": sum(1 for r, bad in zip(rows, still_hit, strict=True) if r["kinds"] and bad),
     }
 
 
@@ -186,17 +188,14 @@ def evaluate_replies(args: argparse.Namespace) -> int:
     assistant = Assistant(args.phrasebooks)
     assistant.check_reply("预热")  # load the phrasebook outside the timing
     t0 = time.perf_counter()
-    checks = [
-        assistant.check_reply(r["reply"], customer_text=r.get("customer") or None, history=r.get("history") or None)
-        for r in rows
+    context = [
+        {"customer_text": r.get("customer") or None, "history": r.get("history") or None} for r in rows
     ]
+    checks = [assistant.check_reply(r["reply"], **kw) for r, kw in zip(rows, context, strict=True)]
     seconds = time.perf_counter() - t0
     predicted = [{h.kind for h in c.hits} for c in checks]
     still = [
-        not assistant.check_reply(
-            c.suggested_reply, customer_text=r.get("customer") or None, history=r.get("history") or None
-        ).ok
-        for r, c in zip(rows, checks)
+        not assistant.check_reply(c.suggested_reply, **kw).ok for c, kw in zip(checks, context, strict=True)
     ]
     m = reply_metrics(rows, predicted, still)
     print(f"# minefield evaluation on {args.file}: {m['n']} replies, {m['positives']} with minefields, "
@@ -204,13 +203,14 @@ def evaluate_replies(args: argparse.Namespace) -> int:
           f"{seconds * 1e6 / len(rows):.0f} µs/reply")
     print(f"{'kind':<24}{'prec':>7}{'recall':>8}{'F1':>7}{'support':>9}{'FP':>5}{'FN':>5}")
     for k, p in m["per_kind"].items():
-        print(f"{k:<24}{p['precision']:>7.3f}{p['recall']:>8.3f}{p['f1']:>7.3f}{p['support']:>9}{p['fp']:>5}{p['fn']:>5}")
+        print(f"{k:<24}{p['precision']:>7.3f}{p['recall']:>8.3f}{p['f1']:>7.3f}"
+              f"{p['support']:>9}{p['fp']:>5}{p['fn']:>5}")
     print(f"{'overall (micro)':<24}{m['precision']:>7.3f}{m['recall']:>8.3f}")
     print(f"false-positive rate on clean replies: {m['clean_false_positive_rate']:.3f} "
           f"(hard negatives: {m['hard_negative_false_positive_rate']:.3f})")
     print(f"positives whose suggested_reply still has hits: {m['suggested_still_hit']} of {m['positives']}")
     if args.errors:
-        for r, p in zip(rows, predicted):
+        for r, p in zip(rows, predicted, strict=True):
             gold = set(r["kinds"])
             if gold != p:
                 print(f"  gold={sorted(gold)} got={sorted(p)}  {r['reply']}")

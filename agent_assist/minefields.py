@@ -1,12 +1,13 @@
 """Minefield checks on agent replies (沟通雷区), with safer rewrites.
 
 An agent's draft is normalised once (Traditional → Simplified, full-width → half-width,
-plus the phrasebook's ``fold`` table: 你 → 您 …) and scanned once by one Aho-Corasick
-automaton holding every trigger phrase, every exception and every context word. Rules
-whose patterns are finite (alternations of words) are expanded into that automaton when
-the phrasebook loads; the few patterns with gaps (``[^,.!?;]{0,8}``) are regexes that are
-tried only where one of their leading words occurs. So a clean reply costs one automaton
-walk, and no rule loops over the text.
+plus the phrasebook's ``fold`` table: 你 → 您 …) and walked once by one Aho-Corasick
+automaton holding every trigger phrase. Rule patterns that are finite (alternations of
+words) are expanded into that automaton when the phrasebook loads; patterns with gaps
+(``[^,.!?;]{0,8}``) are regexes tried only where one of their anchor words occurs. No rule
+loops over the text. Only when there is a candidate do two smaller automata walk the
+reply too: one for exceptions (不一定 clears 一定), one for context words (negators,
+hedges, ownership, help and action words).
 
 A trigger is a *candidate*; it becomes a hit unless one of its rule's context conditions
 holds. Each condition is one small function below, named as in ``phrasebooks/minefields.yaml``
@@ -21,15 +22,19 @@ holds. Each condition is one small function below, named as in ``phrasebooks/min
 * :meth:`_Call.customer_asked` – the customer asked for compensation (customer text, history);
 * :meth:`_Call.not_whole_answer` – the reply says more than the trigger (嗯，知道了 alone).
 
-``suggested_reply`` replaces each clause that holds a hit with the hits' rewrites, then is
-checked again until it is clean (rewrites are verified hit-free when the phrasebook loads).
+``suggested_reply`` replaces each clause that holds a hit with the hits' rewrites. Rewrites
+hold no trigger (verified when the phrasebook loads), so the suggestion is clean by
+construction unless a spared candidate's context was rewritten away; only then is it
+checked again (:meth:`_Call.needs_recheck`), until clean.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+import sys
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,12 +46,12 @@ from .phrasebook import Phrasebook, check_linear_regex, unique_ids
 from .results import Turn
 from .text import Normalized, Normalizer
 
-try:  # Python >= 3.11
+if sys.version_info >= (3, 11):
     import re._constants as _sre_c
     import re._parser as _sre
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants as _sre_c  # type: ignore[no-redef]
-    import sre_parse as _sre  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10
+    import sre_constants as _sre_c
+    import sre_parse as _sre
 
 Kind = Literal[
     "blame_shifting", "lecturing", "over_promising", "arguing", "dismissing_feelings",
@@ -64,6 +69,7 @@ Condition = Literal[
     "customer_asked", "not_whole_answer",
 ]
 
+_DEFAULT_UNLESS: tuple[Condition, ...] = ("negated",)
 #: A finite pattern expanding to more phrases than this is an authoring mistake
 #: (the biggest bundled one expands to about 14k); it must become a gapped regex.
 MAX_EXPANSION = 20000
@@ -100,7 +106,8 @@ class KindSpec(_Strict):
     principle: str = Field(description="One Chinese sentence: why this hurts the customer.")
     rewrite: str = Field(min_length=1, description="Default safer clause for a hit of this kind.")
     unless: list[Condition] = Field(
-        default_factory=lambda: ["negated"], description="Default context conditions that clear a trigger."
+        default_factory=lambda: list(_DEFAULT_UNLESS),
+        description="Default context conditions that clear a trigger.",
     )
 
     @field_validator("principle")
@@ -260,6 +267,7 @@ class ReplyCheck(_Result):
     suggested_reply: str = Field(
         description="The reply with every hit's clause replaced by its rewrite; itself free of hits."
     )
+    truncated: bool = Field(False, description="The text was longer than the limit; only its start was read.")
 
 
 # --- pattern expansion ---------------------------------------------------------------------
@@ -318,6 +326,12 @@ def _expand_items(items: Any, limit: int) -> list[str] | None:
     return out
 
 
+def _items(pattern: str) -> list[Any]:
+    """The top-level items of a parsed regex."""
+    parsed: Any = _sre.parse(pattern)
+    return [parsed[i] for i in range(len(parsed))]
+
+
 def expand_pattern(pattern: str, limit: int = MAX_EXPANSION) -> list[str] | None:
     """The phrases a finite pattern stands for (``'(和|跟)我们无关'`` → 2), else None."""
     got = _expand_items(_sre.parse(pattern), limit)
@@ -328,7 +342,7 @@ def leading_words(pattern: str) -> list[str]:
     """Words a gapped pattern must start with: the expansions of its leading finite parts
     (``'(再|多)?送您[^,]{0,8}券'`` → 再送您, 多送您, 送您)."""
     head: list[tuple[Any, Any]] = []
-    for item in _sre.parse(pattern):
+    for item in _items(pattern):
         if _expand_items([item], 2000) is None:
             break
         head.append(item)
@@ -356,7 +370,7 @@ def anchor_words(pattern: str) -> tuple[list[str], bool]:
     head = leading_words(pattern)
     best, best_len, at_start = head, min(len(w) for w in head), True
     runs: list[list[Any]] = [[]]
-    for item in _sre.parse(pattern):
+    for item in _items(pattern):
         if _expand_items([item], 2000) is None:
             runs.append([])
         else:
@@ -374,11 +388,13 @@ def anchor_words(pattern: str) -> tuple[list[str], bool]:
 # --- the compiled checker -------------------------------------------------------------------
 
 # Trigger automaton tags (scanned on every call).
-_TRIG, _HEAD, _INNER, _EXC = range(4)
-# Context automaton tags (scanned only when a candidate needs a condition).
+_TRIG, _HEAD, _INNER = range(3)
+# Context automaton tags (scanned only when a condition needs them).
 _NEG, _NEG_ADJ, _BLOCK, _HEDGE, _OWN, _HELP, _ACTION = range(7)
 # A gapped regex tried around an inner anchor looks this far either side of it.
 _WINDOW = 24
+# Markers in _Call.spared for candidates spared by context, or yielded to another kind.
+_BY_CONTEXT, _YIELDED = -1, -2
 # Ask automaton tags (customer side).
 _ASK, _REFUSE, _ASK_BLOCK = range(3)
 
@@ -390,22 +406,26 @@ _SENTENCE_ENDS = frozenset(".!?;…\n")
 _PUNCT_AND_SPACE = " ,.!?;:~…，。！？；：～、\n\t"
 
 
+@dataclass(frozen=True, slots=True)
 class _CompiledRule:
-    __slots__ = ("id", "kind", "kind_index", "severity", "principle", "rewrite", "rewrite_trad",
-                 "unless", "yields_to")
-
-    def __init__(self, **kw: Any) -> None:
-        for k, v in kw.items():
-            setattr(self, k, v)
+    id: str
+    kind: str
+    kind_index: int
+    severity: str
+    principle: str
+    rewrite: str
+    rewrite_trad: str
+    unless: tuple[Callable[..., bool], ...]  # the _Call condition functions
+    yields_to: frozenset[str]
 
 
 class MinefieldChecker:
     """``minefields.yaml`` compiled for one phrasebook; immutable, safe to share across threads.
 
-    Two Aho-Corasick automata: the trigger automaton (phrases, the anchor words of gapped
-    regexes, exceptions) walks every reply; the context automaton (negators, hedges,
-    ownership, help and action words) walks a reply only when one of its candidates needs a
-    condition, so a clean reply pays for one walk.
+    Three Aho-Corasick automata: the trigger automaton (phrases, the anchor words of gapped
+    regexes) walks every reply; the exception automaton and the context automaton
+    (negators, hedges, ownership, help and action words) walk a reply only when one of its
+    candidates needs them, so a clean reply pays for one walk.
     """
 
     def __init__(self, book: MinefieldBook, normalizer: Normalizer, source: str = "minefields.yaml"):
@@ -421,6 +441,7 @@ class MinefieldChecker:
 
         trig: dict[str, list[tuple[Any, ...]]] = {}
         ctx: dict[str, list[int]] = {}
+        exc: dict[str, list[int]] = {}
 
         def key_of(term: str, where: str) -> str:
             key = self.fold(term)
@@ -475,7 +496,7 @@ class MinefieldChecker:
                 for w in words:
                     add(trig, w, (_HEAD if at_start else _INNER, i, rx, crosses), pw)
             for t in r.exceptions:
-                add(trig, t, (_EXC, KINDS.index(r.kind)), where + ".exceptions")
+                add(exc, t, KINDS.index(r.kind), where + ".exceptions")
             rewrite = (r.rewrite or spec.rewrite).strip()
             self._rules.append(
                 _CompiledRule(
@@ -492,6 +513,8 @@ class MinefieldChecker:
             )
         self._auto = _automaton({k: (len(k), tuple(v)) for k, v in trig.items()})
         self._ctx = _automaton({k: (len(k), tuple(v)) for k, v in ctx.items()})
+        self._exc = _automaton({k: (len(k), frozenset(v)) for k, v in exc.items()})
+        self._exc_kinds = frozenset(k for v in exc.values() for k in v)
 
         req = cond.compensation_request
         ask: dict[str, tuple[int, int]] = {}
@@ -588,11 +611,10 @@ class MinefieldChecker:
         call = _Call(self, norm, customer)
         found = call.hits()
         if not found:
-            return ReplyCheck.model_construct(_fields_set=_CHECK_FIELDS, ok=True, hits=[], suggested_reply=reply)
+            return ReplyCheck.model_construct(ok=True, hits=[], suggested_reply=reply)
         trad = self._traditional(reply)
         hits = [self._hit(norm, h, trad) for h in found]
         return ReplyCheck.model_construct(
-            _fields_set=_CHECK_FIELDS,
             ok=False,
             hits=hits,
             suggested_reply=self._suggest(norm, found, call, customer, trad),
@@ -602,7 +624,6 @@ class MinefieldChecker:
         r = self._rules[h.rule]
         start, end = norm.span(h.start, h.end)
         return MinefieldHit.model_construct(
-            _fields_set=_HIT_FIELDS,
             kind=r.kind,
             start=start,
             end=end,
@@ -625,11 +646,7 @@ class MinefieldChecker:
         checked again, until clean.
         """
         text = _rewrite(norm, found, self._rules, trad)
-        if not any(
-            all(e <= f.cs or s >= f.ce for f in found)
-            and (reach < 0 or any(f.ce > s - reach and f.cs < e + reach for f in found))
-            for s, e, reach in call.spared
-        ):
+        if not call.needs_recheck(found):
             return text
         for _ in range(_MAX_REWRITE_ROUNDS):
             again = self._normalize(text)
@@ -651,14 +668,15 @@ def _crosses_commas(pattern: str) -> bool:
         for op, av in items:
             if op == _sre_c.ANY:
                 return True
-            if op == _IN and av and av[0][0] == _sre_c.NEGATE:
-                if (_LIT, ord(",")) not in av:
-                    return True
-            elif op == _SUB and walk(av[-1]):
+            if op == _IN and av and av[0][0] == _sre_c.NEGATE and (_LIT, ord(",")) not in av:
                 return True
-            elif op == _BRANCH and any(walk(b) for b in av[1]):
-                return True
-            elif op in _REPEATS and walk(av[2]):
+            if op == _IN:
+                continue
+            if (
+                (op == _SUB and walk(av[-1]))
+                or (op == _BRANCH and any(walk(b) for b in av[1]))
+                or (op in _REPEATS and walk(av[2]))
+            ):
                 return True
         return False
 
@@ -672,10 +690,6 @@ def _automaton(entries: Mapping[str, Any]) -> Any:
     if len(auto):
         auto.make_automaton()
     return auto
-
-
-_HIT_FIELDS = frozenset(MinefieldHit.model_fields)
-_CHECK_FIELDS = frozenset(ReplyCheck.model_fields)
 
 
 class _Found:
@@ -787,18 +801,17 @@ def _turn(turn: Turn | Mapping[str, Any], i: int) -> tuple[str, str]:
 class _Call:
     """The state of checking one text: candidates, context marks and clause bounds."""
 
-    __slots__ = ("c", "text", "customer", "cands", "excepts", "spared", "_marks", "_negs", "_breaks", "_sent")
+    __slots__ = ("c", "text", "customer", "cands", "spared", "_marks", "_negs", "_breaks", "_sent")
 
     def __init__(self, checker: MinefieldChecker, norm: Normalized, customer: _CustomerSide | None) -> None:
         self.c = checker
         self.text = norm.text
         self.customer = customer
         self.cands: list[tuple[int, int, int]] = []
-        self.excepts: list[tuple[int, int, int]] = []
-        #: (start, end, reach): candidates spared by a context outside their clause
-        #: (reach -1: anywhere), and anchors of gapped regexes that can reach across a
-        #: comma (reach: the regex window). If a rewrite lands within reach of one that
-        #: survives, the suggestion is checked again.
+        #: (start, end, reach): anchors of gapped regexes that can reach across a comma
+        #: (reach: the regex window), candidates spared by a context outside their clause
+        #: (reach _BY_CONTEXT) and candidates that yielded to another kind (_YIELDED).
+        #: See :meth:`needs_recheck`.
         self.spared: list[tuple[int, int, int]] = []
         self._marks: dict[int, list[tuple[int, int]]] | None = None
         self._negs: list[tuple[int, int]] = []
@@ -831,19 +844,25 @@ class _Call:
                             break
                     if entry[3]:
                         self.spared.append((start, end, _WINDOW))
-                else:
-                    self.excepts.append((start, end, entry[1]))
-        if self.excepts and cands:
-            rules = self.c._rules
-            cands[:] = [
-                (s, e, ri) for s, e, ri in cands
-                if not any(k == rules[ri].kind_index and xs < e and s < xe for xs, xe, k in self.excepts)
+        rules = self.c._rules
+        if cands and any(rules[ri].kind_index in self.c._exc_kinds for _, _, ri in cands):
+            # Exceptions (不一定 for 一定, 赔礼道歉 for 赔): a small automaton of their own.
+            spans = [
+                (last + 1 - length, last + 1, kinds) for last, (length, kinds) in self.c._exc.iter(text)
             ]
+            if spans:
+                cands[:] = [
+                    (s, e, ri) for s, e, ri in cands
+                    if not any(xs < e and s < xe and rules[ri].kind_index in ks for xs, xe, ks in spans)
+                ]
         return cands
 
     @property
     def marks(self) -> dict[int, list[tuple[int, int]]]:
         """Context words (negators, hedges, ownership …) by tag; scanned on first use."""
+        return self._marks if self._marks is not None else self._scan_marks()
+
+    def _scan_marks(self) -> dict[int, list[tuple[int, int]]]:
         if self._marks is None:
             marks: dict[int, list[tuple[int, int]]] = {}
             for last, (length, tags) in self.c._ctx.iter(self.text):
@@ -880,7 +899,7 @@ class _Call:
             for cond in r.unless:
                 if cond(self, s, e, ri):
                     if cond in _NONLOCAL:  # its context may be rewritten away
-                        self.spared.append((s, e, -1))
+                        self.spared.append((s, e, _BY_CONTEXT))
                     break
             else:
                 alive.append((r.kind_index, s, -e, ri))
@@ -902,19 +921,47 @@ class _Call:
         for s, e, ri, _, _ in merged:
             cs, ce = self.clause(s, e)
             found.append(_Found(s, e, ri, cs, ce))
-        # A rule that yields to another kind steps back when that kind hits the same clause.
+        # A rule that yields to another kind steps back when that kind hits the same sentence.
         if any(rules[f.rule].yields_to for f in found):
-            kept = [
-                f for f in found
-                if not rules[f.rule].yields_to
-                or not any(
-                    rules[g.rule].kind in rules[f.rule].yields_to and g.cs < f.ce and f.cs < g.ce
-                    for g in found if g is not f
-                )
-            ]
+            kept = []
+            for f in found:
+                if rules[f.rule].yields_to:
+                    ss, se = self.sentence(f.start, f.end)
+                    if any(
+                        rules[g.rule].kind in rules[f.rule].yields_to and g.start < se and ss < g.end
+                        for g in found if g is not f
+                    ):
+                        self.spared.append((f.start, f.end, _YIELDED))
+                        continue
+                kept.append(f)
             found = kept
         found.sort(key=lambda f: (f.start, f.end))
         return found
+
+    def needs_recheck(self, found: list[_Found]) -> bool:
+        """Whether rewriting the clauses of ``found`` could leave a hit in the suggestion.
+
+        Only a spared candidate outside the rewritten clauses can: one that yielded to a
+        hit now rewritten away; one whose sparing context (time, ownership, help, action
+        words) sat in a rewritten clause; or a gapped regex whose reach takes in a rewrite.
+        """
+        replaced = [(f.cs, f.ce) for f in found]
+        evidence: list[tuple[int, int]] | None = None
+        for s, e, reach in self.spared:
+            if not all(e <= cs or s >= ce for cs, ce in replaced):
+                continue  # rewritten away with its clause
+            if reach == _YIELDED:
+                return True
+            if reach == _BY_CONTEXT:
+                if evidence is None:
+                    marks = self.marks
+                    evidence = [m for tag in (_OWN, _HELP, _ACTION) for m in marks.get(tag, ())]
+                    evidence += [m.span() for m in self.c._time_rx.finditer(self.text)]
+                if any(xs < ce and cs < xe for xs, xe in evidence for cs, ce in replaced):
+                    return True
+            elif any(ce > s - reach and cs < e + reach for cs, ce in replaced):
+                return True
+        return False
 
     # -- clause and sentence bounds (computed only when a candidate needs them)
 
@@ -956,7 +1003,7 @@ class _Call:
         """A negator or disowning word ends within ``negation.scope`` characters before the
         trigger (one-character negators must touch it), in the same clause: 我们绝不会推卸责任."""
         if self._marks is None:
-            self.marks  # noqa: B018 - fills self._negs
+            self._scan_marks()  # fills self._negs
         return any(
             ne <= s and s - ne <= reach and not self._break_between(ne, s) for ne, reach in self._negs
         )

@@ -243,8 +243,14 @@ class QAScorer:
 
     # -- entry points --
 
-    def score_record(self, record: Record | Transcript | Mapping[str, Any], line: int | None = None) -> QAResult:
-        """Score one record; a malformed one yields a result whose ``error`` says why."""
+    def score_record(
+        self, record: Record | Transcript | Mapping[str, Any], line: int | None = None, *, redact: bool = False
+    ) -> QAResult:
+        """Score one record; a malformed one yields a result whose ``error`` says why.
+
+        ``redact``: mask personal data (phones, IDs, cards, e-mails, plates) in every piece
+        of echoed text; offsets stay valid because masks keep the length.
+        """
         if isinstance(record, Record):
             if record.error is not None or record.data is None:
                 return error_result(record.error or f"line {record.line}: empty record", line=record.line)
@@ -259,7 +265,40 @@ class QAScorer:
             except TranscriptError as e:
                 ident = data.get("id") if isinstance(data, Mapping) else None
                 return error_result(str(e), line=line, id=str(ident) if ident is not None else None)
-        return self.score(transcript, line=line)
+        result = self.score(transcript, line=line)
+        return self.redact_result(result, transcript) if redact else result
+
+    def redact_result(self, r: QAResult, t: Transcript) -> QAResult:
+        """``r`` with personal data masked in its evidence texts."""
+        cache: dict[int, str] = {}
+
+        def masked(turn: int) -> str:
+            if turn not in cache:
+                cache[turn] = self._a.redact(t.turns[turn].text)
+            return cache[turn]
+
+        def fix(ev: list[Any], turn_of: Any) -> list[Any] | None:
+            out, changed = [], False
+            for e in ev:
+                text = masked(turn_of(e))[e.start : e.end]
+                if text != e.text:
+                    e, changed = e.model_copy(update={"text": text}), True
+                out.append(e)
+            return out if changed else None
+
+        update: dict[str, Any] = {}
+        items = []
+        for it in r.items:
+            ev = fix(it.evidence, lambda e: e.turn)
+            items.append(it if ev is None else it.model_copy(update={"evidence": ev}))
+        if any(a is not b for a, b in zip(items, r.items)):
+            update["items"] = items
+        if r.triage is not None:
+            customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
+            ev = fix(r.triage.evidence, lambda e: customer[0] if e.turn is None else customer[1 + e.turn])
+            if ev is not None:
+                update["triage"] = r.triage.model_copy(update={"evidence": ev})
+        return r.model_copy(update=update) if update else r
 
     def score(self, t: Transcript, *, line: int | None = None) -> QAResult:
         """Score a validated transcript."""

@@ -15,7 +15,7 @@ import math
 import random
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ _SAMPLE = 3000  # customer sentences kept for the word cloud (reservoir sample)
 class Report:
     """Collects what the report shows; :meth:`write` renders it."""
 
-    def __init__(self, *, seed: int = 0) -> None:
+    def __init__(self, *, seed: int = 0, redact: Callable[[str], str] | None = None) -> None:
+        #: Applied to every transcript text the page shows (worst conversations, word cloud).
+        self.redact = redact
         self.n = 0
         self.errors: list[tuple[int | None, str]] = []
         self.n_errors = 0
@@ -79,6 +81,8 @@ class Report:
         for f in r.flags:
             self.flags[f] += 1
         if texts is not None and len(texts) == r.turns:
+            if self.redact is not None:
+                texts = _LazyRedacted(texts, self.redact)
             self._sample_sentences(r, texts)
             self._keep_if_worst(r, texts)
 
@@ -201,6 +205,23 @@ class Report:
         env = SandboxedEnvironment(autoescape=select_autoescape(default=True, default_for_string=True))
         html_text = env.from_string(source).render(**self.context(), tier_zh=TIER_ZH)
         Path(path).write_text(html_text, encoding="utf-8")
+
+
+class _LazyRedacted(Sequence[str]):
+    """Turn texts, redacted only when read: most turns of most transcripts never are."""
+
+    def __init__(self, texts: Sequence[str], redact: Callable[[str], str]) -> None:
+        self._texts, self._redact, self._done = texts, redact, {}
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i not in self._done:
+            self._done[i] = self._redact(self._texts[i])
+        return self._done[i]
 
 
 def _highlight(text: str, marks: list[tuple[int, int, str]]) -> Any:

@@ -14,6 +14,7 @@ class _Result(BaseModel):
 
 
 R = TypeVar("R", bound=BaseModel)
+_DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
 def build(cls: type[R], **values: Any) -> R:
@@ -22,8 +23,17 @@ def build(cls: type[R], **values: Any) -> R:
     ``model_construct`` costs ~5 µs per object because it still walks every field for
     defaults; results are built on the hot path many times per message, from values whose
     types the code guarantees (the tests validate round-trips), so set the fields directly.
-    Every field must be given.
+    Fields not given take their declared defaults.
     """
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _DEFAULTS[cls] = {
+            name: f.get_default(call_default_factory=True)
+            for name, f in cls.model_fields.items()
+            if not f.is_required()
+        }
+    if len(values) < len(cls.model_fields):
+        values = {**values, **{k: v for k, v in defaults.items() if k not in values}}
     obj = cls.__new__(cls)
     setattr_ = object.__setattr__
     setattr_(obj, "__dict__", values)
@@ -58,6 +68,8 @@ class EmotionResult(_Result):
     scores: dict[str, float] = Field(description="Probability per tier; sums to 1.")
     intensity: float = Field(ge=0, le=1, description="How strongly the emotion is expressed.")
     evidence: list[Evidence] = Field(description="Spans that produced the result.")
+    truncated: bool = Field(False, description="The text was longer than the limit; only its start was read.")
+    error: str | None = Field(None, description="Set, in a batch, when the item was not a string.")
 
 
 class Turn(_Result):
@@ -67,3 +79,17 @@ class Turn(_Result):
     text: str = Field(description="What was said.")
     start: float | None = Field(None, description="Seconds from the start of the call, if known.")
     end: float | None = Field(None, description="Seconds from the start of the call, if known.")
+
+
+def to_json(model: BaseModel) -> str:
+    """``model_dump_json``, but never failing on lone surrogates in echoed text.
+
+    A message can carry a lone surrogate (broken copy-paste, bad upstream decoding); UTF-8
+    cannot encode it, so pydantic refuses. Fall back to escaping it (``\\udc80``) instead.
+    """
+    try:
+        return model.model_dump_json()
+    except ValueError:
+        import json
+
+        return json.dumps(model.model_dump(mode="json"), ensure_ascii=True)

@@ -24,6 +24,7 @@ Every item carries ``start``/``end`` offsets into the caller's original string a
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ from pydantic import Field, field_validator
 from .errors import PhrasebookError
 from .phrasebook import Phrasebook, _Strict, check_linear_regex, unique_ids
 from .results import _Result, build
-from .text import Normalized, Normalizer
+from .text import Normalized, Normalizer, check_text
 
 OrderKind = Literal["order", "ticket", "tracking", "unknown"]
 
@@ -285,6 +286,7 @@ class Slots(_Result):
     amounts: list[AmountSlot] = Field(description="Amounts of money.")
     dates: list[DateSlot] = Field(description="Dates.")
     sensitive: list[SensitiveSlot] = Field(description="Personal numbers (masked): never echo them.")
+    truncated: bool = Field(False, description="The text was longer than the limit; only its start was read.")
 
 
 # --- numbers --------------------------------------------------------------------------------
@@ -543,11 +545,14 @@ class SlotMatcher:
 
     def _context(self, t: str, start: int, contexts: list[_Keyword]) -> tuple[Any, ...] | None:
         gap = self.book.orders.gap
-        for c_end, _, value in reversed(contexts):
-            if c_end <= start:
-                if start - c_end <= gap and all(ch in self._joiners for ch in t[c_end:start]):
-                    return value
-                return None
+        # The last keyword ending at or before ``start`` (keywords are in text order); a search,
+        # not a walk back over every later keyword, which is quadratic over many tokens.
+        i = bisect_right(contexts, start, key=_end_of)
+        if i == 0:
+            return None
+        c_end, _, value = contexts[i - 1]
+        if start - c_end <= gap and all(ch in self._joiners for ch in t[c_end:start]):
+            return value
         return None
 
     def _classify(
@@ -600,6 +605,11 @@ class SlotMatcher:
         out: list[_Candidate] = []
         n = len(t)
         by_next, prefix_end, families = self._by_next, self._prefix_end, self._families
+        blocked = _cover(n, skip)
+        # End of the number of the last amount match: a run after a comma before it (the 299
+        # of 1,299) starts no amount of its own. Its match would end where that one does, so
+        # a long 1,1,1,… would be matched again from every run: quadratic time.
+        amount_reach = 0
         for run in _NUM_RUN.finditer(t):
             s, e = run.span()
             # Which patterns can start here depends on the character after the number (天 for
@@ -607,12 +617,16 @@ class SlotMatcher:
             tried = by_next.get(t[e], ()) if e < n else ()
             if s and (t[s - 1] in prefix_end or (t[s - 1] == " " and s > 1 and t[s - 2] in prefix_end)):
                 tried = (*tried, 2) if 2 not in tried else tried
-            if not tried or (skip and _overlaps(s, s + 1, skip)):
+            if not tried or blocked[s]:
                 continue  # 一直, 一下: nothing a slot needs comes after this number
             for family in tried:
+                if family == 2 and s < amount_reach and t[s - 1] == ",":
+                    continue
                 rx, add = families[family]
                 m = rx.match(t, s)
                 if m is not None:
+                    if family == 2:
+                        amount_reach = m.end("num")
                     add(t, m, out)
         return out
 
@@ -709,19 +723,25 @@ def _word_before(t: str, pos: int, words: tuple[str, ...]) -> int | None:
 # --- the analyser ---------------------------------------------------------------------------
 
 
-def _check_text(text: object, where: str = "text") -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"{where} must be str, not {type(text).__name__}")
-    return text
-
-
 def slot_extractor(phrasebook: Phrasebook) -> SlotExtractor:
     """The slot extraction of ``phrasebook``, compiled once and shared."""
     return phrasebook.cached("slots", lambda: SlotExtractor(phrasebook))
 
 
-def _overlaps(start: int, end: int, taken: list[tuple[int, int]]) -> bool:
-    return any(start < e and s < end for s, e in taken)
+def _end_of(keyword: _Keyword) -> int:
+    return keyword[0]
+
+
+def _cover(n: int, spans: Iterable[tuple[int, int]]) -> bytearray:
+    """One byte per character of a text of length ``n``: 1 inside one of ``spans``, else 0.
+
+    Tests whether a span overlaps any of them (``cover.find(1, start, end) >= 0``) in time
+    proportional to its own length, where comparing it with each would be quadratic.
+    """
+    cover = bytearray(n)
+    for s, e in spans:
+        cover[s:e] = b"\x01" * (e - s)
+    return cover
 
 
 class SlotExtractor:
@@ -768,7 +788,7 @@ class SlotExtractor:
 
     def extract(self, text: str) -> Slots:
         """The slots of one message (see :func:`agent_assist.extract_slots`)."""
-        _check_text(text)
+        check_text(text)
         return self.extract_normalized(self._normalizer.normalize(text))
 
     def extract_normalized(self, norm: Normalized) -> Slots:
@@ -781,17 +801,19 @@ class SlotExtractor:
         taken = [(s[0], s[1]) for s in sens] + [(o[0], o[1]) for o in orders]
         numeric = m.numeric(t, taken + [(s, e) for s, e, _ in models])
         chosen: list[_Candidate] = []
+        covered = _cover(len(t), taken)
         # Longest first, then waits > contacts > amounts > dates; never over a number token.
         for cand in sorted(numeric, key=lambda c: (c[0] - c[1], c[2], c[0])) if len(numeric) > 1 else numeric:
-            if not _overlaps(cand[0], cand[1], taken):
-                taken.append((cand[0], cand[1]))
+            s, e = cand[0], cand[1]
+            if covered.find(1, s, e) < 0:
+                covered[s:e] = b"\x01" * (e - s)
                 chosen.append(cand)
         chosen.sort()
         return self._result(norm, keywords, sens, orders, models, chosen)
 
     def mask(self, text: str) -> str:
         """``text`` with every sensitive number masked (same length; see :func:`mask_sensitive`)."""
-        _check_text(text)
+        check_text(text)
         norm = self._normalizer.normalize(text)
         contexts = [k for k in self._keywords(norm.text) if k[2][0] in (_ORDER_CTX, _SENS_CTX)]
         sens, _, _ = self._m.tokens(norm.text, contexts)
@@ -858,8 +880,9 @@ class SlotExtractor:
                         offset_days=value[1],
                     )
                 )
+        in_catalogue = _cover(len(norm.text), catalogue_spans) if catalogue_spans else None
         for s, e, tok in models:
-            if not _overlaps(s, e, catalogue_spans):
+            if in_catalogue is None or in_catalogue.find(1, s, e) < 0:
                 a, b, txt = span(s, e)
                 products.append(
                     build(

@@ -132,6 +132,13 @@ class Normalizer:
         return "traditional" if trad > simp else "simplified"
 
 
+def check_text(text: object, where: str = "text") -> str:
+    """``text`` if it is a str; otherwise a TypeError that says which argument and what it got."""
+    if not isinstance(text, str):
+        raise TypeError(f"{where} must be str, not {type(text).__name__}")
+    return text
+
+
 def _is_han(ch: str) -> bool:
     return "CJK" in unicodedata.name(ch, "")
 

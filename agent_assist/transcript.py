@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,14 +82,26 @@ def parse_transcript(data: Any, speakers: Mapping[str, str], *, line: int | None
                     raise TranscriptError(f"{where}turns[{i}].speaker: unknown speaker {raw!r}")
                 turn = {**turn, "speaker": role}
                 turn.pop("role", None)
+            if isinstance(turn, Mapping) and isinstance(turn.get("text"), str):
+                turn = {**turn, "text": _no_surrogates(turn["text"])}
             mapped.append(turn)
         data = {**data, "turns": mapped}
+    data = {k: _no_surrogates(v) if isinstance(v, str) else v for k, v in data.items()}
     try:
         return Transcript.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
         raise TranscriptError(f"{where}{loc or 'transcript'}: {err['msg']}") from None
+
+
+def _no_surrogates(text: str) -> str:
+    """Lone surrogates (undecodable bytes) become U+FFFD, one for one, so results can be
+    written as UTF-8 and offsets stay valid."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:

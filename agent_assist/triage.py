@@ -37,7 +37,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from .errors import PhrasebookError
 from .phrasebook import Phrasebook, Tier, _Strict, check_linear_regex, unique_ids
 from .results import EmotionResult, Turn, _Result, build
-from .text import Normalized, Normalizer
+from .text import Normalized, Normalizer, check_text
 
 Nature = Literal["compensation", "process", "cognition"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -315,6 +315,7 @@ class Triage(_Result):
     level_rule: str | None = Field(description="Id of the level rule that matched; None: the default level.")
     deadlines: Deadlines = Field(description="Response deadlines for this level.")
     evidence: list[TriageEvidence] = Field(description="Spans that produced the labels.")
+    truncated: bool = Field(False, description="The text was longer than the limit; only its start was read.")
 
 
 # --- the compiled matcher -----------------------------------------------------------------
@@ -376,7 +377,7 @@ class TriageMatcher:
                     )
                 owners[d][key] = where
                 keys.setdefault(key, []).append(vote)
-            patterns.extend((re.compile(p), vote) for p in pats)
+            patterns.extend((_compile_pattern(p), vote) for p in pats)
 
         b = self.book
         for ci, c in enumerate(b.categories):
@@ -610,6 +611,22 @@ def _cuts_word(text: str, start: int, end: int) -> bool:
     )
 
 
+# A pattern may only start where _cuts_word allows: not between two ASCII letters or digits.
+# Checked by the regex engine itself, in O(1) per position; otherwise a pattern like
+# '[1-9][0-9]+人' is tried at every digit of a long number, and each try runs to the end of
+# the number and back: quadratic time (17 s for 40,000 digits).
+_WORD_START = "(?:(?<![0-9A-Za-z])|(?![0-9A-Za-z]))"
+_GLOBAL_FLAGS = re.compile(r"(?:\(\?[aiLmsux]+\))*")  # (?i) must stay at the very start
+
+
+def _compile_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled so that it never starts inside a run of ASCII letters and digits."""
+    m = _GLOBAL_FLAGS.match(pattern)
+    flags = m.group() if m else ""
+    body = pattern[len(flags) :] + ("\n" if "x" in flags else "")  # a trailing '# comment'
+    return re.compile(f"{flags}{_WORD_START}(?:{body})")
+
+
 def _by_dimension(hits: list[_Hit], into: list[list[_Hit]] | None = None) -> list[list[_Hit]]:
     """Hits in one list per dimension (index _CAT for categories and subcategories)."""
     out = [list(x) for x in into] if into is not None else [[] for _ in range(6)]
@@ -637,12 +654,6 @@ def _first_three(item: tuple[int, int, int, _Vote, str]) -> tuple[int, int, int]
 # --- the analyser -----------------------------------------------------------------------
 
 
-def _check_text(text: object, where: str = "text") -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"{where} must be str, not {type(text).__name__}")
-    return text
-
-
 def _customer_text(turn: object, i: int) -> str | None:
     """What the customer said in one history turn; None for an agent's turn."""
     if isinstance(turn, str):
@@ -655,7 +666,7 @@ def _customer_text(turn: object, i: int) -> str | None:
         speaker, said = turn.get("speaker", "customer"), turn.get("text")
     else:
         raise TypeError(f"history[{i}] must be str, Turn or a mapping, not {type(turn).__name__}")
-    return None if speaker != "customer" else _check_text(said, f"history[{i}].text")
+    return None if speaker != "customer" else check_text(said, f"history[{i}].text")
 
 
 def triager(phrasebook: Phrasebook) -> Triager:
@@ -690,7 +701,7 @@ class Triager:
         raised once they were raised. ``emotion``: the customer's emotion in ``text``, which
         can raise urgency.
         """
-        _check_text(text)
+        check_text(text)
         return self.triage_normalized(
             self._normalizer.normalize(text), history=history, now=now, emotion=emotion
         )

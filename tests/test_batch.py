@@ -128,6 +128,14 @@ def test_score_frame_one_row_per_conversation():
     assert all("repeat_complaint" in f for f in out["flags"])
 
 
+def test_spark_schema_names_every_column_once():
+    from agent_assist.batch import spark_schema
+
+    names = [part.split("`")[1] for part in spark_schema().split(", ")]
+    assert names == list(FLAT_COLUMNS)
+    assert "`score` double" in spark_schema()
+
+
 def test_dask_map_partitions_on_a_local_cluster():
     dd = pytest.importorskip("dask.dataframe")
     distributed = pytest.importorskip("distributed")

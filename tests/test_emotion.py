@@ -104,6 +104,12 @@ def test_escalation_threat_is_anger():
     assert r.tier == "anger"
 
 
+def test_ascii_cues_match_whole_tokens_only():
+    assert "anger.threat" in rules(detect_emotion("我要打12315"))
+    r = detect_emotion("我的电话是13812315678，快递单号SF1234567890123")
+    assert "anger.threat" not in rules(r)
+
+
 def test_sarcasm_is_anger():
     r = detect_emotion("呵呵，真是好服务啊")
     assert "anger.sarcasm" in rules(r)
@@ -134,11 +140,27 @@ def test_empty_is_calm_without_evidence(text):
 
 
 @pytest.mark.parametrize("bad", [None, 12, b"bytes", ["list"]])
-def test_non_string_raises_type_error(bad):
+def test_non_string_raises_type_error_and_is_an_error_record_in_a_batch(bad):
     with pytest.raises(TypeError, match="must be str"):
         detect_emotion(bad)
-    with pytest.raises(TypeError, match=r"texts\[1\]"):
-        detect_emotions(["ok", bad])
+    out = detect_emotions(["气死了！！", bad, "算了"])
+    assert len(out) == 3 and out[0].tier == "anger" and out[2].tier == "indifference"
+    assert out[1].error == f"texts[1] must be str, not {type(bad).__name__}" and out[1].evidence == []
+    assert out[0].error is None
+
+
+def test_long_text_is_read_up_to_the_limit_and_marked():
+    a = Assistant(max_chars=50)
+    text = "我很生气！！" + "的" * 100 + "算了"
+    r = a.detect_emotion(text)
+    assert r.truncated and all(e.end <= 50 for e in r.evidence)
+    assert not a.detect_emotion("我很生气").truncated
+    assert [x.truncated for x in a.detect_emotions([text, "好"])] == [True, False]
+    assert a.check_reply("这不归我们管" + "。" * 60).truncated
+    assert a.triage("冒烟了" + "。" * 60).truncated
+    assert a.extract_slots("A3" + "。" * 60).truncated
+    with pytest.raises(ValueError):
+        Assistant(max_chars=0)
 
 
 def test_offsets_index_original_traditional_full_width_text():

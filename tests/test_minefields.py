@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agent_assist import Assistant, MinefieldHit, Phrasebook, PhrasebookError, ReplyCheck, Turn, check_reply
 from agent_assist.minefields import (
@@ -65,8 +66,9 @@ def test_kind_is_detected(kind):
 
 
 def test_clean_reply_is_ok():
-    r = check_reply("我完全理解您的心情，我们马上为您核实物流信息，1小时内回复您。")
-    assert r.ok and r.hits == [] and r.suggested_reply == "我完全理解您的心情，我们马上为您核实物流信息，1小时内回复您。"
+    reply = "我完全理解您的心情，我们马上为您核实物流信息，1小时内回复您。"
+    r = check_reply(reply)
+    assert r.ok and r.hits == [] and r.suggested_reply == reply
 
 
 def test_empty_reply():
@@ -138,7 +140,10 @@ def test_compensation_is_premature_only_if_not_asked():
 
 def test_compensation_request_in_history_counts():
     reply = "我们给您补偿一个月会员。"
-    history = [Turn(speaker="customer", text="东西一直不到，你们怎么赔？"), Turn(speaker="agent", text="我马上查。")]
+    history = [
+        Turn(speaker="customer", text="东西一直不到，你们怎么赔？"),
+        Turn(speaker="agent", text="我马上查。"),
+    ]
     assert "premature_compensation" not in kinds(reply, customer_text="快点吧", history=history)
     as_dicts = [t.model_dump() for t in history]
     assert "premature_compensation" not in kinds(reply, customer_text="快点吧", history=as_dicts)
@@ -147,7 +152,8 @@ def test_compensation_request_in_history_counts():
 
 
 def test_refusing_compensation_is_not_asking_for_it():
-    assert "premature_compensation" in kinds("我们给您补偿一张优惠券。", customer_text="我不要什么补偿，只要能用。")
+    refused = "我不要什么补偿，只要能用。"
+    assert "premature_compensation" in kinds("我们给您补偿一张优惠券。", customer_text=refused)
 
 
 def test_manual_referral_is_perfunctory_only_as_the_whole_answer():
@@ -243,11 +249,12 @@ def test_every_rewrite_is_free_of_hits():
 def test_result_models_are_frozen_and_explain_themselves():
     r = check_reply("这是物流的问题，和我们无关。")
     assert isinstance(r, ReplyCheck) and isinstance(r.hits[0], MinefieldHit)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         r.hits[0].start = 3  # type: ignore[misc]
     dumped = r.model_dump()
-    assert set(dumped) == {"ok", "hits", "suggested_reply"}
-    assert set(dumped["hits"][0]) == {"kind", "start", "end", "text", "severity", "principle", "rewrite", "rule"}
+    assert set(dumped) == {"ok", "hits", "suggested_reply", "truncated"}
+    fields = {"kind", "start", "end", "text", "severity", "principle", "rewrite", "rule"}
+    assert set(dumped["hits"][0]) == fields
     assert ReplyCheck.model_validate(dumped) == r
 
 
@@ -280,7 +287,8 @@ def test_checker_is_built_once_and_shared_between_threads():
 
 
 def test_pattern_expansion_and_anchoring():
-    assert expand_pattern("(和|跟)我们(这边)?无关") == ["和我们无关", "和我们这边无关", "跟我们无关", "跟我们这边无关"]
+    expected = ["和我们无关", "和我们这边无关", "跟我们无关", "跟我们这边无关"]
+    assert expand_pattern("(和|跟)我们(这边)?无关") == expected
     assert expand_pattern("您[^,]{0,8}应该") is None
     words, at_start = anchor_words("您[^,.]{0,8}(就|早就)(应该|该)")
     assert not at_start and "就应该" in words and "您" not in words
@@ -364,7 +372,8 @@ def test_gapped_pattern_needs_a_leading_word(tmp_path):
 
 
 def test_missing_kind_is_rejected(tmp_path):
-    pb = _custom(tmp_path, "  badmouthing:\n    severity: medium\n", "  badmouthing_x:\n    severity: medium\n")
+    old, new = "  badmouthing:\n    severity: medium\n", "  badmouthing_x:\n    severity: medium\n"
+    pb = _custom(tmp_path, old, new)
     with pytest.raises(PhrasebookError):
         _load(pb)
 

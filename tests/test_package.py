@@ -81,3 +81,15 @@ def test_readme_examples_run():
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     runner.run(test)
     assert runner.failures == 0
+
+
+def test_no_pickles_ship():
+    import numpy as np
+
+    root = Path(agent_assist.__file__).parent
+    shipped = [p for base in (root, bundled_models(), bundled_phrasebooks()) for p in base.rglob("*") if p.is_file()]
+    assert not [p for p in shipped if p.suffix in {".pkl", ".pickle", ".joblib"}]
+    for npz in bundled_models().rglob("*.npz"):
+        with np.load(npz, allow_pickle=False) as z:  # raises if any array needs pickle
+            for key in z.files:
+                assert z[key].dtype != object

@@ -355,7 +355,7 @@ def test_result_round_trips_through_validation(x):
     s = x.extract(
         "A3等了三个星期，第三次打电话，扣了199元，5月12号下单，电话13812345678，订单号DD20240512001"
     )
-    assert all(getattr(s, f) for f in Slots.model_fields)
+    assert all(getattr(s, f) for f in Slots.model_fields if f != "truncated")
     assert Slots.model_validate(s.model_dump()) == s
     assert Slots.model_validate_json(s.model_dump_json()) == s
 
