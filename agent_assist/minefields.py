@@ -923,13 +923,22 @@ class _Call:
             found.append(_Found(s, e, ri, cs, ce))
         # A rule that yields to another kind steps back when that kind hits the same sentence.
         if any(rules[f.rule].yields_to for f in found):
+            # The hits of each kind, in text order and disjoint (merged above), with their ends:
+            # the first two ending after a sentence's start are all a test needs (not every pair).
+            of_kind: dict[str, list[_Found]] = {}
+            for f in found:
+                of_kind.setdefault(rules[f.rule].kind, []).append(f)
+            ends = {k: [g.end for g in gs] for k, gs in of_kind.items()}
             kept = []
             for f in found:
                 if rules[f.rule].yields_to:
                     ss, se = self.sentence(f.start, f.end)
                     if any(
-                        rules[g.rule].kind in rules[f.rule].yields_to and g.start < se and ss < g.end
-                        for g in found if g is not f
+                        g is not f and g.start < se
+                        for k in rules[f.rule].yields_to
+                        if k in of_kind
+                        for i in (bisect_left(ends[k], ss + 1),)  # first g with g.end > ss
+                        for g in of_kind[k][i : i + 2]
                     ):
                         self.spared.append((f.start, f.end, _YIELDED))
                         continue
@@ -945,21 +954,26 @@ class _Call:
         hit now rewritten away; one whose sparing context (time, ownership, help, action
         words) sat in a rewritten clause; or a gapped regex whose reach takes in a rewrite.
         """
-        replaced = [(f.cs, f.ce) for f in found]
-        evidence: list[tuple[int, int]] | None = None
+        # 1 at each character of a rewritten clause: a span overlaps one of them iff
+        # ``replaced.find(1, start, end) >= 0``, without comparing every pair (quadratic).
+        replaced = bytearray(len(self.text))
+        for cs, ce in {(f.cs, f.ce) for f in found}:
+            replaced[cs:ce] = b"\x01" * (ce - cs)
+        evidence_replaced: bool | None = None  # does any sparing context lie in a rewritten clause?
         for s, e, reach in self.spared:
-            if not all(e <= cs or s >= ce for cs, ce in replaced):
+            if replaced.find(1, s, e) >= 0:
                 continue  # rewritten away with its clause
             if reach == _YIELDED:
                 return True
             if reach == _BY_CONTEXT:
-                if evidence is None:
+                if evidence_replaced is None:
                     marks = self.marks
                     evidence = [m for tag in (_OWN, _HELP, _ACTION) for m in marks.get(tag, ())]
                     evidence += [m.span() for m in self.c._time_rx.finditer(self.text)]
-                if any(xs < ce and cs < xe for xs, xe in evidence for cs, ce in replaced):
+                    evidence_replaced = any(replaced.find(1, xs, xe) >= 0 for xs, xe in evidence)
+                if evidence_replaced:
                     return True
-            elif any(ce > s - reach and cs < e + reach for cs, ce in replaced):
+            elif replaced.find(1, max(0, s - reach), e + reach) >= 0:
                 return True
         return False
 

@@ -34,7 +34,8 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         "--cors-origin",
         action="append",
         metavar="ORIGIN",
-        help="allow browser calls from this origin (repeatable), e.g. chrome-extension://<id>; default: no CORS",
+        help="allow browser calls from this origin (repeatable), e.g. chrome-extension://<id>; "
+        "default: no CORS",
     )
     s.add_argument("--max-body-bytes", type=int, default=256_000, help="request body cap (default 256000)")
     s.add_argument("--max-field-chars", type=int, default=5_000, help="cap per text field (default 5000)")
@@ -55,17 +56,23 @@ def cmd_serve(args: argparse.Namespace, assistant: Assistant) -> int:
         return 2
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     if not api_key and args.host not in _LOOPBACK:
-        print(f"agent-assist serve: warning: {args.host} is reachable from other machines and there is "
-              f"no API key (--api-key or {API_KEY_ENV})", file=sys.stderr)
+        print(
+            f"agent-assist serve: warning: {args.host} is reachable from other machines and there is "
+            f"no API key (--api-key or {API_KEY_ENV})",
+            file=sys.stderr,
+        )
     # The library logs to "agent_assist" with a NullHandler; a server run should show its errors.
     log = logging.getLogger("agent_assist")
     if not any(isinstance(h, logging.StreamHandler) for h in log.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:  %(message)s"))
         log.addHandler(handler)
-    print(f"agent-assist serve: http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/v1/ "
-          f"(API key {'required' if api_key else 'off'}, CORS {'on' if args.cors_origin else 'off'})",
-          file=sys.stderr)
+    where = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"agent-assist serve: http://{where}:{args.port}/v1/ "
+        f"(API key {'required' if api_key else 'off'}, CORS {'on' if args.cors_origin else 'off'})",
+        file=sys.stderr,
+    )
     serve(
         assistant,
         host=args.host,

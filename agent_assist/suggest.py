@@ -56,10 +56,33 @@ MAX_REPLIES = 10
 #: Values every template (step or subject) may use; documented in replies.yaml.
 BASE_VARIABLES: frozenset[str] = frozenset(
     {
-        "tier", "register", "category", "subcategory", "category_label", "subcategory_label",
-        "nature", "level", "safety", "repeat", "escalated", "known", "asking", "product", "wait",
-        "amount", "order_tail", "symptom", "contacts", "contact_count", "owner", "ack_within",
-        "solution_within", "final_within", "follow_up_within", "commit_within", "choices",
+        "tier",
+        "register",
+        "category",
+        "subcategory",
+        "category_label",
+        "subcategory_label",
+        "nature",
+        "level",
+        "safety",
+        "repeat",
+        "escalated",
+        "known",
+        "asking",
+        "product",
+        "wait",
+        "amount",
+        "order_tail",
+        "symptom",
+        "contacts",
+        "contact_count",
+        "owner",
+        "ack_within",
+        "solution_within",
+        "final_within",
+        "follow_up_within",
+        "commit_within",
+        "choices",
     }
 )
 #: Values rendered from the ``subjects`` entry; step templates only.
@@ -78,16 +101,20 @@ _CN_DIGITS = "零一二三四五六七八九"
 class When(_Strict):
     """Conditions a situation must meet for a template to fit; omitted ones always hold."""
 
-    tiers: list[Tier] | None = Field(None, description="Emotion tiers it serves.")
+    tiers: list[Tier] | None = Field(default=None, description="Emotion tiers it serves.")
     register_: Literal["normal", "escalated", "any"] = Field(
-        "normal", alias="register", description="normal, escalated (tier worsened or repeat contact), or any."
+        default="normal",
+        alias="register",
+        description="normal, escalated (tier worsened or repeat contact), or any.",
     )
-    natures: list[Nature] | None = Field(None, description="Natures of the fix it serves.")
-    categories: list[str] | None = Field(None, description="Category or category.subcategory ids.")
-    safety: bool | None = Field(None, description="Safety at stake; `true` outweighs every other condition.")
-    repeat: bool | None = Field(None, description="The customer contacted us repeatedly.")
-    known: bool | None = Field(None, description="The problem is known (category or facts found).")
-    asking: bool | None = Field(None, description="The message asks a question.")
+    natures: list[Nature] | None = Field(default=None, description="Natures of the fix it serves.")
+    categories: list[str] | None = Field(default=None, description="Category or category.subcategory ids.")
+    safety: bool | None = Field(
+        default=None, description="Safety at stake; `true` outweighs every other condition."
+    )
+    repeat: bool | None = Field(default=None, description="The customer contacted us repeatedly.")
+    known: bool | None = Field(default=None, description="The problem is known (category or facts found).")
+    asking: bool | None = Field(default=None, description="The message asks a question.")
 
     def specificity(self) -> int:
         """How specific: ``safety: true`` outweighs everything; other conditions count one."""
@@ -101,7 +128,7 @@ class TemplateSpec(_Strict):
     """One wording of one step."""
 
     id: str = Field(description="Unique id, reported in ReplyCandidate.template_ids.")
-    when: When = Field(default_factory=When, description="When it fits.")
+    when: When = Field(default_factory=lambda: When.model_validate({}), description="When it fits.")
     requires: list[str] = Field(default_factory=list, description="Variables that must be non-empty.")
     text: str = Field(min_length=1, description="jinja2 template (sandboxed).")
 
@@ -110,7 +137,9 @@ class Subject(_Strict):
     """What one kind of complaint is about: restated problem, topic, action, safety step."""
 
     id: str
-    for_: list[str] | None = Field(None, alias="for", description="Category or category.subcategory ids.")
+    for_: list[str] | None = Field(
+        default=None, alias="for", description="Category or category.subcategory ids."
+    )
     problem: str | None = None
     topic: str | None = None
     action: str | None = None
@@ -145,19 +174,20 @@ class RepliesBook(_Strict):
     """``replies.yaml``: the wording of reply suggestions."""
 
     version: int = 1
-    deadlines: Deadlines = Field(default_factory=Deadlines)
+    deadlines: Deadlines = Field(default_factory=lambda: Deadlines.model_validate({}))
     question_cues: list[str] = Field(default_factory=list)
     waited_before: list[str] = Field(
-        default_factory=list, description="Words after a duration that make it time already waited (一个月了)."
+        default_factory=list,
+        description="Words after a duration that make it time already waited (一个月了).",
     )
-    symptoms: Symptoms = Field(default_factory=Symptoms)
+    symptoms: Symptoms = Field(default_factory=lambda: Symptoms.model_validate({}))
     choices: dict[str, list[str]] = Field(default_factory=dict)
     subjects: list[Subject] = Field(min_length=1)
     listen_confirm: list[TemplateSpec] = Field(min_length=1)
     repeat: list[TemplateSpec] = Field(min_length=1)
     empathize: list[TemplateSpec] = Field(min_length=1)
     solution: list[TemplateSpec] = Field(min_length=1)
-    watch_out: WatchOutSpec = Field(default_factory=WatchOutSpec)
+    watch_out: WatchOutSpec = Field(default_factory=lambda: WatchOutSpec.model_validate({}))
 
     @field_validator("question_cues", "waited_before")
     @classmethod
@@ -193,9 +223,22 @@ def _forbidden(ast: Any) -> str | None:
     from jinja2 import nodes
 
     allowed = (
-        nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.If,
-        nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Concat,
-        nodes.Filter, nodes.Test, nodes.Keyword,
+        nodes.Template,
+        nodes.Output,
+        nodes.TemplateData,
+        nodes.Name,
+        nodes.Const,
+        nodes.If,
+        nodes.CondExpr,
+        nodes.Compare,
+        nodes.Operand,
+        nodes.And,
+        nodes.Or,
+        nodes.Not,
+        nodes.Concat,
+        nodes.Filter,
+        nodes.Test,
+        nodes.Keyword,
     )
     for node in ast.find_all(nodes.Node):
         if isinstance(node, nodes.Getattr):
@@ -216,13 +259,17 @@ def _forbidden(ast: Any) -> str | None:
 
 def _line(path: Path, loc: tuple[int | str, ...]) -> int | None:
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        node = yaml.compose(
+            path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
     except (OSError, yaml.YAMLError):  # pragma: no cover - it loaded a moment ago
         return None
     return _line_of(node, loc)
 
 
-def _parse(env: Any, path: Path, loc: tuple[int | str, ...], ident: str, source: str, names: frozenset[str]) -> Any:
+def _parse(
+    env: Any, path: Path, loc: tuple[int | str, ...], ident: str, source: str, names: frozenset[str]
+) -> Any:
     """Parse one template and check it; raise a PhrasebookError naming the file and template."""
     from jinja2 import TemplateSyntaxError, meta
 
@@ -230,7 +277,9 @@ def _parse(env: Any, path: Path, loc: tuple[int | str, ...], ident: str, source:
     try:
         ast = env.parse(source)
     except TemplateSyntaxError as e:
-        raise PhrasebookError(str(path), f"template {ident!r}: {e.message}", key=key, line=_line(path, loc)) from None
+        raise PhrasebookError(
+            str(path), f"template {ident!r}: {e.message}", key=key, line=_line(path, loc)
+        ) from None
     why = _forbidden(ast)
     if why is not None:
         raise PhrasebookError(str(path), f"template {ident!r} {why}", key=key, line=_line(path, loc))
@@ -238,7 +287,8 @@ def _parse(env: Any, path: Path, loc: tuple[int | str, ...], ident: str, source:
     if unknown:
         raise PhrasebookError(
             str(path),
-            f"template {ident!r} uses unknown variable(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}",
+            f"template {ident!r} uses unknown variable(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(names))}",
             key=key,
             line=_line(path, loc),
         )
@@ -254,13 +304,17 @@ def check_replies(path: Path, book: RepliesBook) -> None:
         for i, t in enumerate(getattr(book, step)):
             loc: tuple[int | str, ...] = (step, i, "id")
             if t.id in seen:
-                raise PhrasebookError(str(path), f"duplicate id {t.id!r}", key=f"{step}.{i}.id", line=_line(path, loc))
+                raise PhrasebookError(
+                    str(path), f"duplicate id {t.id!r}", key=f"{step}.{i}.id", line=_line(path, loc)
+                )
             seen[t.id] = step
             for name in t.requires:
                 if name not in BASE_VARIABLES:
                     raise PhrasebookError(
-                        str(path), f"template {t.id!r} requires unknown variable {name!r}",
-                        key=f"{step}.{i}.requires", line=_line(path, (step, i, "requires")),
+                        str(path),
+                        f"template {t.id!r} requires unknown variable {name!r}",
+                        key=f"{step}.{i}.requires",
+                        line=_line(path, (step, i, "requires")),
                     )
             _parse(env, path, (step, i, "text"), t.id, t.text, STEP_VARIABLES)
     for i, s in enumerate(book.subjects):
@@ -274,8 +328,10 @@ def check_replies(path: Path, book: RepliesBook) -> None:
     default = [s for s in book.subjects if s.for_ is None]
     if len(default) != 1 or any(getattr(default[0], f) is None for f in SUBJECT_FIELDS):
         raise PhrasebookError(
-            str(path), "subjects need exactly one entry without `for`, giving every field "
-            f"({', '.join(SUBJECT_FIELDS)})", key="subjects",
+            str(path),
+            "subjects need exactly one entry without `for`, giving every field "
+            f"({', '.join(SUBJECT_FIELDS)})",
+            key="subjects",
         )
     for w in book.symptoms.terms + book.symptoms.not_after:
         if not w.strip():
@@ -301,7 +357,9 @@ class ReplyCandidate(_Result):
     """One suggested reply: the three steps, the joined text, and the templates behind it."""
 
     text: str = Field(description="The whole reply: listen_confirm + empathize + solution.")
-    listen_confirm: str = Field(description="Step 1 (倾听确认): the customer's problem restated, with a question.")
+    listen_confirm: str = Field(
+        description="Step 1 (倾听确认): the customer's problem restated, with a question."
+    )
     empathize: str = Field(
         description="Step 2 (共情表达): the feeling acknowledged (after a repeat-contact apology, if any)."
     )
@@ -339,7 +397,9 @@ def _read_phrase_pairs(path: Path) -> dict[str, str]:
             continue
         parts = line.split("\t")
         if len(parts) != 2 or not parts[0] or not parts[1]:
-            raise PhrasebookError(str(path), "expected a Simplified phrase, a tab, its Traditional form", line=n)
+            raise PhrasebookError(
+                str(path), "expected a Simplified phrase, a tab, its Traditional form", line=n
+            )
         pairs[parts[0]] = parts[1]
     return pairs
 
@@ -373,7 +433,8 @@ def script_converter(phrasebook: Phrasebook) -> ScriptConverter:
     return phrasebook.cached(
         "script.s2t_phrases",
         lambda: ScriptConverter(
-            phrasebook.normalizer.to_traditional, _read_phrase_pairs(phrasebook.file("script/s2t_phrases.tsv"))
+            phrasebook.normalizer.to_traditional,
+            _read_phrase_pairs(phrasebook.file("script/s2t_phrases.tsv")),
         ),
     )
 
@@ -419,6 +480,8 @@ def _turns(history: Sequence[str | Turn | Mapping[str, Any]] | None) -> tuple[li
         if isinstance(turn, str):
             customer.append(turn)
             continue
+        speaker: object
+        text: object
         if isinstance(turn, Turn):
             speaker, text = turn.speaker, turn.text
         elif isinstance(turn, Mapping):
@@ -512,13 +575,17 @@ class Suggester:
         self._fallback = (triage_book.fallback.category, triage_book.fallback.subcategory)
         self._normalizer = phrasebook.normalizer
         self._script = script_converter(phrasebook)
-        self._t2s = {ord(t): ord(s) for t, s in _read_pairs(phrasebook.file("script/t2s.tsv")).items() if t != s}
+        self._t2s = {
+            ord(t): ord(s) for t, s in _read_pairs(phrasebook.file("script/t2s.tsv")).items() if t != s
+        }
         self._check_categories(path, triage_book)
 
         env = sandbox()
         compiled: dict[str, list[_Template]] = {}
         for step in STEPS:
-            compiled[step] = [self._compile(env, t.id, t.text, t.when, tuple(t.requires)) for t in getattr(book, step)]
+            compiled[step] = [
+                self._compile(env, t.id, t.text, t.when, tuple(t.requires)) for t in getattr(book, step)
+            ]
         self._steps = compiled
         self._requirable: tuple[str, ...] = tuple(
             sorted({name for step in STEPS for t in compiled[step] for name in t.requires})
@@ -534,7 +601,9 @@ class Suggester:
         self._symptom_rx = re.compile("|".join(map(re.escape, terms))) if terms else None
         self._not_after = tuple(fold(w) for w in book.symptoms.not_after)
         slots_book = phrasebook.book("slots.yaml", SlotsBook, _check_slots)
-        self._wait_prefixes = tuple(sorted({fold(p) for p in slots_book.waits.prefixes}, key=len, reverse=True))
+        self._wait_prefixes = tuple(
+            sorted({fold(p) for p in slots_book.waits.prefixes}, key=len, reverse=True)
+        )
         self._waited_before = tuple(book.waited_before) + tuple(
             self._script.to_traditional(w) for w in book.waited_before
         )
@@ -582,8 +651,10 @@ class Suggester:
             for ident in ids or ():
                 if ident not in known:
                     raise PhrasebookError(
-                        str(path), f"unknown category {ident!r} (not in triage.yaml)",
-                        key=".".join(map(str, loc)), line=_line(path, loc),
+                        str(path),
+                        f"unknown category {ident!r} (not in triage.yaml)",
+                        key=".".join(map(str, loc)),
+                        line=_line(path, loc),
                     )
 
         for step in STEPS:
@@ -594,10 +665,12 @@ class Suggester:
         check(list(self.book.choices), ("choices",))
         check(list(self.book.watch_out.categories), ("watch_out", "categories"))
 
-    def _subject_table(self, env: Any, triage_book: TriageBook) -> dict[tuple[str, str], tuple[tuple[str, _Template], ...]]:
+    def _subject_table(
+        self, env: Any, triage_book: TriageBook
+    ) -> dict[tuple[str, str], tuple[tuple[str, _Template], ...]]:
         """(category, subcategory) → per subject field, (entry id, compiled template)."""
         compiled = {
-            (s.id, f): self._compile(env, f"{s.id}.{f}", getattr(s, f), When(), ())
+            (s.id, f): self._compile(env, f"{s.id}.{f}", getattr(s, f), When.model_validate({}), ())
             for s in self.book.subjects
             for f in SUBJECT_FIELDS
             if getattr(s, f) is not None
@@ -609,8 +682,11 @@ class Suggester:
                 row = []
                 for f in SUBJECT_FIELDS:
                     entry = next(
-                        s for key in keys for s in self.book.subjects
-                        if getattr(s, f) is not None and ((s.for_ is None) if key is None else key in (s.for_ or ()))
+                        s
+                        for key in keys
+                        for s in self.book.subjects
+                        if getattr(s, f) is not None
+                        and ((s.for_ is None) if key is None else key in (s.for_ or ()))
                     )
                     row.append((entry.id, compiled[(entry.id, f)]))
                 table[(c.id, sub.id)] = tuple(row)
@@ -630,14 +706,24 @@ class Suggester:
         nothing = tuple(False for _ in self._requirable)
         for tier in TIERS:
             for register in ("normal", "escalated"):
-                for cat, sub in cats:
+                for cat, subcat in cats:
                     for nature in ("compensation", "process", "cognition"):
                         for flags in range(16):
                             s = _Situation(
-                                tier, register, cat, sub, nature, bool(flags & 1), bool(flags & 2),
-                                bool(flags & 4), bool(flags & 8), nothing,
+                                tier,
+                                register,
+                                cat,
+                                subcat,
+                                nature,
+                                bool(flags & 1),
+                                bool(flags & 2),
+                                bool(flags & 4),
+                                bool(flags & 8),
+                                nothing,
                             )
                             for step in STEPS:
+                                if step == "repeat" and not s.repeat:
+                                    continue  # used only for a repeat contact
                                 if not self._eligible(step, s):
                                     raise PhrasebookError(
                                         str(path),
@@ -651,7 +737,7 @@ class Suggester:
     # -- choosing templates
 
     def _eligible(self, step: str, s: _Situation) -> list[_Template]:
-        present = dict(zip(self._requirable, s.present))
+        present = dict(zip(self._requirable, s.present, strict=True))
         out = []
         for t in self._steps[step]:
             w = t.when
@@ -659,7 +745,11 @@ class Suggester:
                 (w.tiers is None or s.tier in w.tiers)
                 and (w.register_ == "any" or w.register_ == s.register)
                 and (w.natures is None or s.nature in w.natures)
-                and (w.categories is None or s.category in w.categories or f"{s.category}.{s.subcategory}" in w.categories)
+                and (
+                    w.categories is None
+                    or s.category in w.categories
+                    or f"{s.category}.{s.subcategory}" in w.categories
+                )
                 and (w.safety is None or w.safety == s.safety)
                 and (w.repeat is None or w.repeat == s.repeat)
                 and (w.known is None or w.known == s.known)
@@ -707,18 +797,19 @@ class Suggester:
         wait = ""
         # Only time already waited (等了12天, 一个月了), not a promise (说好的七天无理由).
         waits = [
-            w for w in slots.waits
+            w
+            for w in slots.waits
             if fold(w.text).startswith(self._wait_prefixes) or original.startswith(self._waited_before, w.end)
         ]
         if waits:
-            w = max(waits, key=lambda w: w.duration or timedelta(0))
-            wait = fold(w.text)
+            longest = max(waits, key=lambda w: w.duration or timedelta(0))
+            wait = fold(longest.text)
             stripped = True
             while stripped:
                 stripped = False
-                for p in self._wait_prefixes:
-                    if wait.startswith(p) and len(wait) > len(p):
-                        wait, stripped = wait[len(p) :], True
+                for prefix in self._wait_prefixes:
+                    if wait.startswith(prefix) and len(wait) > len(prefix):
+                        wait, stripped = wait[len(prefix) :], True
                         break
             wait = wait.rstrip("了")
         amount = fold(slots.amounts[0].text) if slots.amounts else ""
@@ -731,10 +822,21 @@ class Suggester:
                 if not any(w in before for w in self._not_after):
                     symptom = m.group()
                     break
-        return {"product": product, "wait": wait, "amount": amount, "order_tail": order_tail, "symptom": symptom}
+        return {
+            "product": product,
+            "wait": wait,
+            "amount": amount,
+            "order_tail": order_tail,
+            "symptom": symptom,
+        }
 
     def _register(
-        self, assistant: Assistant, emotion: EmotionResult, slots: Slots, customer: list[str], agent: list[str]
+        self,
+        assistant: Assistant,
+        emotion: EmotionResult,
+        slots: Slots,
+        customer: list[str],
+        agent: list[str],
     ) -> tuple[str, bool, int]:
         """(register, repeat contact, contact count).
 
@@ -761,15 +863,16 @@ class Suggester:
 
     def _watch_out(self, tier: str, triage: Triage, repeat: bool) -> list[WatchOut]:
         w = self.book.watch_out
-        kinds: list[str] = []
-        for group in (
+        kinds: list[Kind] = []
+        groups: tuple[Sequence[Kind], ...] = (
             w.tiers.get(tier, ()),  # type: ignore[call-overload]
             w.safety if triage.safety else (),
             w.repeat if repeat else (),
             w.categories.get(f"{triage.category}.{triage.subcategory}", ()),
             w.categories.get(triage.category, ()),
-            w.natures.get(triage.nature, ()),  # type: ignore[call-overload]
-        ):
+            w.natures.get(triage.nature, ()),
+        )
+        for group in groups:
             for k in group:
                 if k not in kinds:
                     kinds.append(k)
@@ -812,14 +915,24 @@ class Suggester:
         d = triage.deadlines
         commit = getattr(self.book.deadlines, register)
         v.update(
-            tier=emotion.tier, register=register, category=cat, subcategory=sub,
-            category_label=triage.category_label, subcategory_label=triage.subcategory_label,
-            nature=triage.nature, level=triage.level, safety=triage.safety, repeat=repeat,
+            tier=emotion.tier,
+            register=register,
+            category=cat,
+            subcategory=sub,
+            category_label=triage.category_label,
+            subcategory_label=triage.subcategory_label,
+            nature=triage.nature,
+            level=triage.level,
+            safety=triage.safety,
+            repeat=repeat,
             escalated=register == "escalated",
-            contacts=chinese_number(count) if count >= 2 else "", contact_count=count,
+            contacts=chinese_number(count) if count >= 2 else "",
+            contact_count=count,
             owner=(agent_name or "").strip(),
-            ack_within=within(d.acknowledge), solution_within=within(d.first_solution),
-            final_within=within(d.final), follow_up_within=within(d.follow_up),
+            ack_within=within(d.acknowledge),
+            solution_within=within(d.first_solution),
+            final_within=within(d.final),
+            follow_up_within=within(d.follow_up),
             commit_within=within(getattr(d, commit)),
             choices=self._choices.get(f"{cat}.{sub}") or self._choices.get(cat, ""),
         )
@@ -828,8 +941,16 @@ class Suggester:
         )
         v["asking"] = self._question is not None and self._question.search(norm.text) is not None
         situation = _Situation(
-            emotion.tier, register, cat, sub, triage.nature, triage.safety, repeat, v["known"],
-            v["asking"], tuple(bool(v[name]) for name in self._requirable),
+            emotion.tier,
+            register,
+            cat,
+            sub,
+            triage.nature,
+            triage.safety,
+            repeat,
+            v["known"],
+            v["asking"],
+            tuple(bool(v[name]) for name in self._requirable),
         )
         # Most messages hold no Traditional-only character: one C-level translate says so.
         trad = text.translate(self._t2s) != text and self._normalizer.script(text) == "traditional"
@@ -886,13 +1007,18 @@ class Suggester:
             if text in texts or text in earlier:
                 continue
             texts.add(text)
-            ids = [lt.id] if lt is not None else []  # type: ignore[union-attr]
+            ids = [lt.id] if lt is not None else []
             ids += [subject_ids[f] for f in SUBJECT_FIELDS if f in subject_ids and f in _names(lt, et, st)]
             ids += [t.id for t in (rt, et, st) if t is not None]
             ids = list(dict.fromkeys(ids))
             out.append(
                 build(
-                    ReplyCandidate, text=text, listen_confirm=lc, empathize=empathize, solution=so, template_ids=ids
+                    ReplyCandidate,
+                    text=text,
+                    listen_confirm=lc,
+                    empathize=empathize,
+                    solution=so,
+                    template_ids=ids,
                 )
             )
             if len(out) == n:

@@ -26,7 +26,7 @@ def add_suggest_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     s.add_argument(
         "--history",
         metavar="FILE",
-        help="earlier turns: a .json list or .jsonl lines of {\"speaker\": \"customer\"|\"agent\", \"text\": ...}",
+        help='earlier turns: a .json list or .jsonl lines of {"speaker": "customer"|"agent", "text": ...}',
     )
     s.add_argument("--agent", metavar="NAME", help="the agent's name, given as owner in escalated replies")
     s.add_argument("--json", action="store_true", help="print the Suggestion as one JSON object")
@@ -38,6 +38,7 @@ def _history(path: str | None) -> list[Any] | None:
     if path is None:
         return None
     text = Path(path).read_text(encoding="utf-8")
+    turns: object
     if path.endswith(".jsonl"):
         turns = [json.loads(line) for line in text.splitlines() if line.strip()]
     else:

@@ -38,14 +38,23 @@ def bodies(endpoint: str) -> list[bytes]:
         texts = [json.loads(line)["text"] for line in f if line.strip()]
     out = []
     for i, text in enumerate(texts):
-        history = [{"speaker": "customer", "text": "我的订单怎么还没到"},
-                   {"speaker": "agent", "text": "您好，我马上为您查询"}] if i % 3 == 0 else None
+        history = (
+            [
+                {"speaker": "customer", "text": "我的订单怎么还没到"},
+                {"speaker": "agent", "text": "您好，我马上为您查询"},
+            ]
+            if i % 3 == 0
+            else None
+        )
         body: dict[str, object]
         if endpoint == "suggest":
             body = {"customer_text": text, "history": history, "n": 3}
         elif endpoint == "check":
-            body = {"reply": "非常抱歉让您久等了，我马上为您查询，今天18点前给您回复。", "customer_text": text,
-                    "history": history}
+            body = {
+                "reply": "非常抱歉让您久等了，我马上为您查询，今天18点前给您回复。",
+                "customer_text": text,
+                "history": history,
+            }
         else:
             body = {"text": text}
         out.append(json.dumps({k: v for k, v in body.items() if v is not None}, ensure_ascii=False).encode())
@@ -54,10 +63,20 @@ def bodies(endpoint: str) -> list[bytes]:
 
 def requests(endpoint: str) -> list[bytes]:
     return [
-        (f"POST /v1/{endpoint} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
-         f"Content-Length: {len(b)}\r\n\r\n").encode() + b
+        (
+            f"POST /v1/{endpoint} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(b)}\r\n\r\n"
+        ).encode()
+        + b
         for b in bodies(endpoint)
     ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -68,8 +87,9 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def connection(port: int, reqs: list[bytes], offset: int, stop: float,
-                     latencies: list[float], errors: list[str]) -> None:
+async def connection(
+    port: int, reqs: list[bytes], offset: int, stop: float, latencies: list[float], errors: list[str]
+) -> None:
     """One keep-alive connection sending requests back to back until ``stop``."""
     reader, writer = await asyncio.open_connection(HOST, port)
     i = offset
@@ -97,25 +117,32 @@ async def connection(port: int, reqs: list[bytes], offset: int, stop: float,
         writer.close()
 
 
-async def run_level(port: int, reqs: list[bytes], conns: int, seconds: float,
-                    server_pid: int | None = None) -> dict[str, float]:
+async def run_level(
+    port: int, reqs: list[bytes], conns: int, seconds: float, server_pid: int | None = None
+) -> dict[str, float]:
     # Warm-up: one second at this concurrency, not counted.
-    await asyncio.gather(*(connection(port, reqs, k * 37, time.perf_counter() + 1.0, [], [])
-                           for k in range(conns)))
+    await asyncio.gather(
+        *(connection(port, reqs, k * 37, time.perf_counter() + 1.0, [], []) for k in range(conns))
+    )
     latencies: list[float] = []
     errors: list[str] = []
     rss: list[float] = []
     start = time.perf_counter()
     stop = start + seconds
+    server_cpu0 = cpu_seconds(server_pid) if server_pid else float("nan")
+    client_cpu0 = time.process_time()
 
     async def sample() -> None:
         while server_pid is not None and time.perf_counter() < stop:
             rss.append(rss_mb(server_pid))
             await asyncio.sleep(min(1.0, max(0.0, stop - time.perf_counter())))
 
-    await asyncio.gather(sample(), *(connection(port, reqs, k * 37, stop, latencies, errors)
-                                     for k in range(conns)))
+    await asyncio.gather(
+        sample(), *(connection(port, reqs, k * 37, stop, latencies, errors) for k in range(conns))
+    )
     elapsed = time.perf_counter() - start
+    server_cpu = (cpu_seconds(server_pid) if server_pid else float("nan")) - server_cpu0
+    client_cpu = time.process_time() - client_cpu0
     latencies.sort()
     n = len(latencies)
     return {
@@ -127,10 +154,36 @@ async def run_level(port: int, reqs: list[bytes], conns: int, seconds: float,
         "max_ms": latencies[-1] * 1e3 if n else float("nan"),
         "mean_ms": statistics.fmean(latencies) * 1e3 if n else float("nan"),
         "errors": len(errors),
+        # CPU per request: less sensitive than wall-clock figures to other work on the machine.
+        "server_cpu_us": server_cpu / n * 1e6 if n else float("nan"),
+        "client_cpu_us": client_cpu / n * 1e6 if n else float("nan"),
         "rss_first_mb": rss[0] if rss else float("nan"),
         "rss_last_mb": rss[-1] if rss else float("nan"),
         "rss_max_mb": max(rss) if rss else float("nan"),
     }
+
+
+def library_us(reqs_bodies: list[bytes], endpoint: str) -> float:
+    """µs per call of the same work in-process (the call and the JSON dump), for comparison."""
+    from agent_assist import default_assistant
+
+    a = default_assistant()
+    calls = {
+        "suggest": lambda b: a.suggest(b["customer_text"], history=b.get("history"), n=b.get("n", 3)),
+        "check": lambda b: a.check_reply(
+            b["reply"], customer_text=b.get("customer_text"), history=b.get("history")
+        ),
+        "emotion": lambda b: a.detect_emotion(b["text"]),
+        "triage": lambda b: a.triage(b["text"]),
+    }
+    call = calls[endpoint]
+    parsed = [json.loads(b) for b in reqs_bodies]
+    for b in parsed[:20]:
+        call(b).model_dump_json()
+    t0 = time.perf_counter()
+    for b in parsed:
+        call(b).model_dump_json()
+    return (time.perf_counter() - t0) / len(parsed) * 1e6
 
 
 def free_port() -> int:
@@ -142,7 +195,9 @@ def free_port() -> int:
 def start_server(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent_assist", "serve", "--host", HOST, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "AGENT_ASSIST_API_KEY": ""},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "AGENT_ASSIST_API_KEY": ""},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -172,6 +227,7 @@ def main() -> None:
     args = p.parse_args()
 
     reqs = requests(args.endpoint)
+    lib = library_us(bodies(args.endpoint), args.endpoint)
     proc = None
     port = args.port
     if port is None:
@@ -180,25 +236,36 @@ def main() -> None:
     pid = proc.pid if proc is not None else None
     results = []
     try:
-        print(f"POST /v1/{args.endpoint}, one uvicorn worker on {HOST}:{port}; client and server share "
-              f"{os.cpu_count()} cores")
-        print(f"{'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>6} {'requests':>9}")
+        print(
+            f"POST /v1/{args.endpoint}, one uvicorn worker on {HOST}:{port}; client and server share "
+            f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start"
+        )
+        print(f"in-process, the same calls take {lib:.0f} µs each (call + JSON dump)")
+        heads = ("conns", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "requests", "srv CPU µs/req")
+        print(" ".join(f"{h:>{w}}" for h, w in zip(heads, (5, 8, 7, 7, 7, 6, 9, 15), strict=True)))
         for conns in [int(x) for x in args.levels.split(",")]:
-            r = asyncio.run(run_level(port, reqs, conns, args.seconds))
+            r = asyncio.run(run_level(port, reqs, conns, args.seconds, pid))
             results.append(r)
-            print(f"{conns:>5} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['max_ms']:>7.1f} "
-                  f"{r['errors']:>6} {r['requests']:>9}")
+            print(
+                f"{conns:>5} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['max_ms']:>7.1f} "
+                f"{r['errors']:>6} {r['requests']:>9} {r['server_cpu_us']:>15.0f}"
+            )
         if args.soak > 0:
             rss_before = rss_mb(pid) if pid else float("nan")
             r = asyncio.run(run_level(port, reqs, args.soak_connections, args.soak, pid))
             rss_after = rss_mb(pid) if pid else float("nan")
             r.update(soak=True, rss_start_mb=rss_before, rss_end_mb=rss_after)
             results.append(r)
-            print(f"soak: {args.soak:g} s at {args.soak_connections} connections: {r['requests']} requests, "
-                  f"{r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-                  f"errors {r['errors']}")
-            print(f"server RSS: {rss_before:.1f} MB before, {r['rss_first_mb']:.1f} MB at the first second, "
-                  f"{rss_after:.1f} MB at the end (max {r['rss_max_mb']:.1f} MB)")
+            print(
+                f"soak: {args.soak:g} s at {args.soak_connections} connections: {r['requests']} requests, "
+                f"{r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                f"errors {r['errors']}"
+            )
+            print(
+                f"server RSS: {rss_before:.1f} MB before, {r['rss_first_mb']:.1f} MB at the first second, "
+                f"{rss_after:.1f} MB at the end (max {r['rss_max_mb']:.1f} MB)"
+            )
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
         if args.json:
             print(json.dumps(results))
     finally:

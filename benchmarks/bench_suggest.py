@@ -32,7 +32,9 @@ HISTORY = [
 
 def messages() -> tuple[list[str], list[str]]:
     """(messages of 40-80 characters, the same messages cut or padded to 60 characters)."""
-    texts = [json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [
+        json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     mid = [t for t in texts if 40 <= len(t) <= 80]
     sixty = []
     for t in mid:
@@ -75,7 +77,8 @@ def main() -> int:
     for name, pool in (("40-80 chars", mid), ("60 chars", sixty)):
         times = bench(assistant, pool, args.rounds, args.n, history)
         print(
-            f"suggest n={args.n}{' +history' if history else ''}, {name}: {len(pool)} messages x {args.rounds} rounds"
+            f"suggest n={args.n}{' +history' if history else ''}, {name}: "
+            f"{len(pool)} messages x {args.rounds} rounds"
             f"   p50 {percentile(times, 0.50):6.1f} µs   p99 {percentile(times, 0.99):6.1f} µs"
             f"   mean {statistics.fmean(times):6.1f} µs"
         )

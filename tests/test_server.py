@@ -82,8 +82,12 @@ def client() -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def small() -> Iterator[httpx.Client]:
     """Tight limits, an API key and one CORS origin."""
-    app = create_app(api_key="s3cret-key", cors_origins=["chrome-extension://abc"],
-                     max_body_bytes=2_000, max_field_chars=50)
+    app = create_app(
+        api_key="s3cret-key",
+        cors_origins=["chrome-extension://abc"],
+        max_body_bytes=2_000,
+        max_field_chars=50,
+    )
     with LiveServer(app) as c:
         yield c
 
@@ -120,12 +124,15 @@ def test_emotion_matches_the_library(client: httpx.Client) -> None:
     got = EmotionResult.model_validate(r.json())
     assert got.tier == "anger"
     assert r.json() == default_assistant().detect_emotion(text).model_dump(mode="json")
-    assert all(text[e.start:e.end] == e.text for e in got.evidence)
+    assert all(text[e.start : e.end] == e.text for e in got.evidence)
 
 
 def test_triage(client: httpx.Client) -> None:
-    body = {"text": "新买的电水壶用了三天底座就冒烟了", "history": ["上周买的", {"speaker": "agent", "text": "您好"}],
-            "now": "2024-05-01T10:00:00+08:00"}
+    body = {
+        "text": "新买的电水壶用了三天底座就冒烟了",
+        "history": ["上周买的", {"speaker": "agent", "text": "您好"}],
+        "now": "2024-05-01T10:00:00+08:00",
+    }
     r = post(client, "/v1/triage", body)
     assert r.status_code == 200, r.text
     t = Triage.model_validate(r.json())
@@ -135,8 +142,15 @@ def test_triage(client: httpx.Client) -> None:
 
 
 def test_check(client: httpx.Client) -> None:
-    r = post(client, "/v1/check", {"reply": "这是物流的问题，和我们无关。", "customer_text": "货呢？",
-                                   "history": [{"speaker": "customer", "text": "货呢？"}]})
+    r = post(
+        client,
+        "/v1/check",
+        {
+            "reply": "这是物流的问题，和我们无关。",
+            "customer_text": "货呢？",
+            "history": [{"speaker": "customer", "text": "货呢？"}],
+        },
+    )
     assert r.status_code == 200
     check = ReplyCheck.model_validate(r.json())
     assert not check.ok and check.hits[0].kind == "blame_shifting"
@@ -144,7 +158,9 @@ def test_check(client: httpx.Client) -> None:
 
 def test_suggest(client: httpx.Client) -> None:
     history = ["我的订单呢", {"speaker": "agent", "text": "您好，我查一下"}]
-    r = post(client, "/v1/suggest", {"customer_text": "等了12天还没到货，太失望了", "history": history, "n": 2})
+    r = post(
+        client, "/v1/suggest", {"customer_text": "等了12天还没到货，太失望了", "history": history, "n": 2}
+    )
     assert r.status_code == 200, r.text
     s = Suggestion.model_validate(r.json())
     assert s.emotion.tier == "disappointment" and 1 <= len(s.replies) <= 2
@@ -172,7 +188,9 @@ def test_qa_unscorable_transcript_is_422(client: httpx.Client) -> None:
 
 def test_openapi_lists_every_endpoint(client: httpx.Client) -> None:
     doc = client.get("/openapi.json").json()
-    assert set(doc["paths"]) >= {f"/v1/{p}" for p in ("emotion", "triage", "check", "suggest", "qa", "health")}
+    assert set(doc["paths"]) >= {
+        f"/v1/{p}" for p in ("emotion", "triage", "check", "suggest", "qa", "health")
+    }
     schemas = doc["components"]["schemas"]
     assert {"EmotionResult", "Triage", "ReplyCheck", "Suggestion", "QAResult", "ErrorBody"} <= set(schemas)
     ok = doc["paths"]["/v1/emotion"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
@@ -198,7 +216,9 @@ def test_missing_or_wrong_fields_are_422(client: httpx.Client, body: dict[str, A
 
 
 def test_nested_field_errors_name_the_field(client: httpx.Client) -> None:
-    got = assert_error(post(client, "/v1/check", {"reply": "好的", "history": [{"speaker": "boss", "text": "x"}]}), 422)
+    got = assert_error(
+        post(client, "/v1/check", {"reply": "好的", "history": [{"speaker": "boss", "text": "x"}]}), 422
+    )
     assert got["fields"][0]["field"] == "history[0].speaker"
     got = assert_error(post(client, "/v1/suggest", {"customer_text": "x", "n": 0}), 422)
     assert got["fields"][0]["field"] == "n"
@@ -210,7 +230,9 @@ def test_not_json_is_422_and_wrong_content_type_415(client: httpx.Client) -> Non
     got = assert_error(client.post("/v1/emotion", content=b'{"text": ', headers=JSON), 422)
     assert "not valid JSON" in got["error"]
     assert_error(client.post("/v1/emotion", content=b"", headers=JSON), 422)
-    assert_error(client.post("/v1/emotion", content=b'{"text": "x"}', headers={"Content-Type": "text/plain"}), 415)
+    assert_error(
+        client.post("/v1/emotion", content=b'{"text": "x"}', headers={"Content-Type": "text/plain"}), 415
+    )
     assert_error(client.get("/v1/nowhere"), 404)
     assert_error(client.get("/v1/emotion"), 405)
 
@@ -218,8 +240,15 @@ def test_not_json_is_422_and_wrong_content_type_415(client: httpx.Client) -> Non
 def test_over_long_field_is_422(small: httpx.Client) -> None:
     got = assert_error(post(small, "/v1/emotion", {"text": "气" * 51}, **KEY), 422)
     assert got["fields"][0]["field"] == "text" and "50" in got["fields"][0]["message"]
-    got = assert_error(post(small, "/v1/check", {"reply": "好", "history": [{"speaker": "customer", "text": "等" * 51}]},
-                            **KEY), 422)
+    got = assert_error(
+        post(
+            small,
+            "/v1/check",
+            {"reply": "好", "history": [{"speaker": "customer", "text": "等" * 51}]},
+            **KEY,
+        ),
+        422,
+    )
     assert got["fields"][0]["field"] == "history[0].text"
     assert post(small, "/v1/emotion", {"text": "气" * 50}, **KEY).status_code == 200
 
@@ -228,6 +257,7 @@ def test_too_large_body_is_413_before_parsing(small: httpx.Client) -> None:
     # Declared by Content-Length:
     big = json.dumps({"text": "a" * 3_000}).encode()
     assert_error(small.post("/v1/emotion", content=big, headers={**JSON, **KEY}), 413)
+
     # Streamed without a Content-Length (chunked), counted as it arrives; not even valid JSON.
     def chunks() -> Iterator[bytes]:
         for _ in range(10):
@@ -258,15 +288,22 @@ def test_cors_off_by_default(client: httpx.Client) -> None:
     r = post(client, "/v1/emotion", {"text": "你好"}, Origin="chrome-extension://abc")
     assert r.status_code == 200
     assert "access-control-allow-origin" not in r.headers
-    pre = client.options("/v1/emotion", headers={"Origin": "chrome-extension://abc",
-                                                 "Access-Control-Request-Method": "POST"})
+    pre = client.options(
+        "/v1/emotion", headers={"Origin": "chrome-extension://abc", "Access-Control-Request-Method": "POST"}
+    )
     assert "access-control-allow-origin" not in pre.headers
 
 
 def test_cors_when_configured(small: httpx.Client) -> None:
     origin = "chrome-extension://abc"
-    pre = small.options("/v1/emotion", headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                                                "Access-Control-Request-Headers": "content-type,x-api-key"})
+    pre = small.options(
+        "/v1/emotion",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        },
+    )
     assert pre.status_code == 200
     assert pre.headers["access-control-allow-origin"] == origin
     r = post(small, "/v1/emotion", {"text": "你好"}, Origin=origin, **KEY)
@@ -283,7 +320,10 @@ class _Broken(Assistant):
 
 
 def test_unexpected_error_is_a_bare_500_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with LiveServer(create_app(_Broken(default_assistant().phrasebook))) as c, caplog.at_level(logging.ERROR, logger="agent_assist"):
+    with (
+        LiveServer(create_app(_Broken(default_assistant().phrasebook))) as c,
+        caplog.at_level(logging.ERROR, logger="agent_assist"),
+    ):
         r = post(c, "/v1/emotion", {"text": "boom"})
         assert r.status_code == 500
         assert r.json() == {"error": "internal error"}
@@ -313,8 +353,13 @@ def test_cli_serve_binds_loopback_by_default(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "AGENT_ASSIST_API_KEY": "from-env"}
-    proc = subprocess.Popen([sys.executable, "-m", "agent_assist", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent_assist", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -338,7 +383,9 @@ def test_cli_serve_binds_loopback_by_default(tmp_path: Path) -> None:
         proc.stdout.close()  # type: ignore[union-attr]
 
 
-def test_cli_without_the_server_extra(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_without_the_server_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from agent_assist import cli
 
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi -> ImportError
@@ -355,3 +402,13 @@ def test_serve_defaults_to_loopback() -> None:
 
     assert inspect.signature(server.serve).parameters["host"].default == "127.0.0.1"
     assert cli.build_parser().parse_args(["serve"]).host == "127.0.0.1"
+
+
+def test_history_strings_are_customer_turns(client: httpx.Client) -> None:
+    with_strings = post(client, "/v1/check", {"reply": "好的", "history": ["我要退款"]})
+    with_turns = post(
+        client, "/v1/check", {"reply": "好的", "history": [{"speaker": "customer", "text": "我要退款"}]}
+    )
+    assert with_strings.status_code == 200 and with_strings.json() == with_turns.json()
+    got = assert_error(post(client, "/v1/suggest", {"customer_text": "x", "history": ["好", 5]}), 422)
+    assert [f["field"] for f in got["fields"]] == ["history[1]"]

@@ -50,7 +50,9 @@ def _examples() -> list[str]:
 
 
 def _domain_texts() -> list[str]:
-    return [r["text"] for r in read_jsonl("emotion_domain.jsonl")] + [r["text"] for r in read_jsonl("triage_domain.jsonl")]
+    return [r["text"] for r in read_jsonl("emotion_domain.jsonl")] + [
+        r["text"] for r in read_jsonl("triage_domain.jsonl")
+    ]
 
 
 def _copy_default(tmp_path: Path) -> Path:
@@ -64,9 +66,24 @@ def _copy_default(tmp_path: Path) -> Path:
 SLOT_SPREADS = [
     dict(product="", wait="", amount="", order_tail="", symptom="", contacts="", contact_count=0),
     dict(product="A3音箱", wait="12天", amount="", order_tail="", symptom="", contacts="三", contact_count=3),
-    dict(product="冰箱", wait="一个多月", amount="两千块", order_tail="5678", symptom="冒烟", contacts="", contact_count=0),
-    dict(product="手机充电器", wait="三个星期", amount="¥29.9", order_tail="A123", symptom="异味", contacts="十二",
-         contact_count=12),
+    dict(
+        product="冰箱",
+        wait="一个多月",
+        amount="两千块",
+        order_tail="5678",
+        symptom="冒烟",
+        contacts="",
+        contact_count=0,
+    ),
+    dict(
+        product="手机充电器",
+        wait="三个星期",
+        amount="¥29.9",
+        order_tail="A123",
+        symptom="异味",
+        contacts="十二",
+        contact_count=12,
+    ),
 ]
 DEADLINE_ROWS = [  # acknowledge, first solution, final, follow-up: the P4, P2 and P1+safety rows
     (timedelta(hours=2), timedelta(hours=4), timedelta(hours=24), timedelta(hours=72)),
@@ -86,15 +103,28 @@ def _value_sets(sg: Suggester):
             ):
                 v = dict(slots)
                 v.update(
-                    tier=tier, register=register, category=c.id, subcategory=sub.id, category_label=c.label,
-                    subcategory_label=sub.label, nature=sub.nature, level="P2", safety=False,
-                    repeat=bool(v["contacts"]), escalated=register == "escalated", known=True, asking=False,
-                    owner=owner, ack_within=within(row[0]), solution_within=within(row[1]),
-                    final_within=within(row[2]), follow_up_within=within(row[3]),
+                    tier=tier,
+                    register=register,
+                    category=c.id,
+                    subcategory=sub.id,
+                    category_label=c.label,
+                    subcategory_label=sub.label,
+                    nature=sub.nature,
+                    level="P2",
+                    safety=False,
+                    repeat=bool(v["contacts"]),
+                    escalated=register == "escalated",
+                    known=True,
+                    asking=False,
+                    owner=owner,
+                    ack_within=within(row[0]),
+                    solution_within=within(row[1]),
+                    final_within=within(row[2]),
+                    follow_up_within=within(row[3]),
                     commit_within=within(row[0] if register == "escalated" else row[1]),
                     choices=sg._choices.get(f"{c.id}.{sub.id}") or sg._choices.get(c.id, ""),
                 )
-                for f, (_, t) in zip(SUBJECT_FIELDS, sg._subjects[(c.id, sub.id)]):
+                for f, (_, t) in zip(SUBJECT_FIELDS, sg._subjects[(c.id, sub.id)], strict=True):
                     v[f] = t.render(v)
                 yield v
 
@@ -119,7 +149,7 @@ def renderings(sg: Suggester) -> dict[tuple[str, str], set[str]]:
 def test_every_template_renders_over_the_spread(sg, renderings):
     ids = {(step, t.id) for step in STEPS for t in sg._steps[step]}
     assert ids == set(renderings)  # every template rendered at least once
-    for (step, ident), texts in renderings.items():
+    for (_, ident), texts in renderings.items():
         for text in texts:
             assert text.strip() == text and text, (ident, text)
             assert text[-1] in "。？！", (ident, text)  # a step ends a sentence: no trigger crosses steps
@@ -158,6 +188,24 @@ def test_compensation_solutions_offer_choices(a):
     assert all("免费维修、换货还是退货退款" in r.solution for r in s.replies)
 
 
+def test_compensation_type_complaints_get_choices(a):
+    """Every compensation-type complaint offers the customer a choice of remedies, in every
+    register (not a safety one: safety comes first; nor a calm question: it gets an answer)."""
+    seen = 0
+    for text in _domain_texts():
+        for history in (None, ["这已经是我第三次联系你们了"]):
+            s = a.suggest(text, history=history)
+            t = s.triage
+            if t.nature != "compensation" or t.safety or t.category == "other":
+                continue
+            if any(i.startswith("so.calm.topic") for r in s.replies for i in r.template_ids):
+                continue  # a calm question gets an answer, not a menu of remedies
+            seen += 1
+            for r in s.replies:
+                assert "还是" in r.solution or "還是" in r.solution, (text, r.solution)
+    assert seen > 100
+
+
 def test_traditional_conversion_matches_opencc(a, renderings):
     opencc = pytest.importorskip("opencc")
     cc = opencc.OpenCC("s2t")
@@ -169,7 +217,7 @@ def test_traditional_conversion_matches_opencc(a, renderings):
         for text in texts:
             ours, theirs = convert(text), cc.convert(text)
             assert len(ours) == len(theirs)
-            wrong |= {(x, y) for x, y in zip(ours, theirs) if x != y} - accepted
+            wrong |= {(x, y) for x, y in zip(ours, theirs, strict=True) if x != y} - accepted
     assert not wrong
 
 
@@ -374,7 +422,10 @@ def test_worsening_tier_escalates_the_register(a):
 
 
 def test_improving_tier_does_not_escalate(a):
-    history = ["气死我了，你们到底管不管？！", {"speaker": "agent", "text": "非常抱歉，我马上处理，今天18点前给您回复。"}]
+    history = [
+        "气死我了，你们到底管不管？！",
+        {"speaker": "agent", "text": "非常抱歉，我马上处理，今天18点前给您回复。"},
+    ]
     s = a.suggest("好的，那我等你们消息，想问一下大概什么时候能处理完？", history=history)
     assert s.emotion.tier == "calm" and not s.escalated
 
@@ -385,7 +436,11 @@ def test_escalated_replies_name_the_owner(a):
 
 
 def test_history_accepts_strings_turns_and_dicts(a):
-    history = ["我的订单还没到", Turn(speaker="agent", text="我帮您查一下。"), {"speaker": "customer", "text": "好"}]
+    history = [
+        "我的订单还没到",
+        Turn(speaker="agent", text="我帮您查一下。"),
+        {"speaker": "customer", "text": "好"},
+    ]
     assert a.suggest("怎么还没有消息", history=history).replies
     with pytest.raises(TypeError):
         a.suggest("还没到", history=[42])
@@ -426,12 +481,19 @@ def test_unsafe_or_broken_templates_are_rejected_at_load(tmp_path, template, exp
 
 
 def test_customer_text_is_a_value_never_a_template(a):
-    for text in ("{{ 7*7 }}", "A3音箱{{ 7*7 }}等了12天还没到", "{% for x in y %}气死了{% endfor %}", "{{ ''.__class__ }}"):
+    for text in (
+        "{{ 7*7 }}",
+        "A3音箱{{ 7*7 }}等了12天还没到",
+        "{% for x in y %}气死了{% endfor %}",
+        "{{ ''.__class__ }}",
+    ):
         s = a.suggest(text, n=10)
         for r in s.replies:
             assert "49" not in r.text and "<class" not in r.text
     # a value that looks like a template comes back literally
-    s = a.suggest("这已经是我第三次打电话了，到底有没有人管？！", n=10, agent_name="{{ 7*7 }}{% if 1 %}x{% endif %}")
+    s = a.suggest(
+        "这已经是我第三次打电话了，到底有没有人管？！", n=10, agent_name="{{ 7*7 }}{% if 1 %}x{% endif %}"
+    )
     assert any("{{ 7*7 }}{% if 1 %}x{% endif %}" in r.text for r in s.replies)
 
 
@@ -461,7 +523,10 @@ def test_a_custom_phrasebook_directory_with_its_own_replies(tmp_path):
     acme = Assistant(tmp_path)
     s = acme.suggest("A3音箱等了12天还没到，太失望了")
     assert [r.template_ids for r in s.replies] == [["acme.lc", "acme.default", "acme.em", "acme.so"]]
-    assert s.replies[0].text == "ACME确认：这件事已经等了12天，对吗？ACME理解您的心情。ACME会尽力在4小时内给您答复。"
+    assert (
+        s.replies[0].text
+        == "ACME确认：这件事已经等了12天，对吗？ACME理解您的心情。ACME会尽力在4小时内给您答复。"
+    )
     assert acme.suggester is not agent_assist.default_assistant().suggester
     s = acme.suggest("這已經是我第三次打電話了，到底有沒有人管？！")
     assert s.replies[0].empathize.startswith("ACME抱歉讓您再次聯繫。")  # Traditional, with phrase fixes
@@ -470,13 +535,23 @@ def test_a_custom_phrasebook_directory_with_its_own_replies(tmp_path):
 @pytest.mark.parametrize(
     "old, new, expect",
     [
-        ("{id: acme.em, when: {register: any}", "{id: acme.em, when: {register: normal}", "empathize: no template fits"),
+        (
+            "{id: acme.em, when: {register: any}",
+            "{id: acme.em, when: {register: normal}",
+            "empathize: no template fits",
+        ),
         ("id: acme.so,", "id: acme.lc,", "duplicate id 'acme.lc'"),
-        ("{id: acme.lc, when: {register: any}", "{id: acme.lc, when: {register: any, categories: [nowhere]}",
-         "unknown category 'nowhere'"),
+        (
+            "{id: acme.lc, when: {register: any}",
+            "{id: acme.lc, when: {register: any, categories: [nowhere]}",
+            "unknown category 'nowhere'",
+        ),
         ("{id: acme.lc, when: {register: any}", "{id: acme.lc, when: {register: any, colour: red}", "colour"),
-        ("{id: acme.so, when: {register: any},", "{id: acme.so, when: {register: any}, requires: [secret],",
-         "unknown variable 'secret'"),
+        (
+            "{id: acme.so, when: {register: any},",
+            "{id: acme.so, when: {register: any}, requires: [secret],",
+            "unknown variable 'secret'",
+        ),
         ("    safety_step: '注意安全'\n", "", "exactly one entry without `for`"),
     ],
 )
@@ -553,7 +628,15 @@ def test_small_helpers():
     assert within(timedelta(hours=1.5)) == "90分钟内"
     assert within(timedelta(hours=72)) == "72小时内"
     assert within(timedelta(days=5)) == "5天内"
-    assert [chinese_number(n) for n in (2, 3, 10, 12, 20, 35, 120)] == ["二", "三", "十", "十二", "二十", "三十五", "120"]
+    assert [chinese_number(n) for n in (2, 3, 10, 12, 20, 35, 120)] == [
+        "二",
+        "三",
+        "十",
+        "十二",
+        "二十",
+        "三十五",
+        "120",
+    ]
     assert join_choices(["换货", "退款"]) == "换货还是退款"
     assert join_choices(["免费维修", "换货", "退款"]) == "免费维修、换货还是退款"
 
@@ -562,7 +645,9 @@ def test_small_helpers():
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent_assist", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "agent_assist", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_cli_suggest(tmp_path):
@@ -572,11 +657,15 @@ def test_cli_suggest(tmp_path):
     assert "13812345678" not in out.stdout and "138****5678" in out.stdout
     history = tmp_path / "h.jsonl"
     history.write_text(
-        json.dumps({"speaker": "customer", "text": "我的订单还没发货"}, ensure_ascii=False) + "\n"
-        + json.dumps({"speaker": "agent", "text": "我帮您查一下，今天18点前回复您。"}, ensure_ascii=False) + "\n",
+        json.dumps({"speaker": "customer", "text": "我的订单还没发货"}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"speaker": "agent", "text": "我帮您查一下，今天18点前回复您。"}, ensure_ascii=False)
+        + "\n",
         encoding="utf-8",
     )
-    out = _cli("suggest", "又来问了，还是没有发货", "--json", "-n", "2", "--history", str(history), cwd=tmp_path)
+    out = _cli(
+        "suggest", "又来问了，还是没有发货", "--json", "-n", "2", "--history", str(history), cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
     assert len(record["replies"]) == 2 and record["repeat_contact"] is True
