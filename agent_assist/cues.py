@@ -16,6 +16,7 @@ from typing import NamedTuple
 import ahocorasick
 
 from .errors import PhrasebookError
+from .patterns import first_chars
 from .phrasebook import EMOTION_FEATURES, EmotionBook
 from .text import Normalizer
 
@@ -162,41 +163,6 @@ def _inside_token(text: str, start: int, end: int) -> bool:
     before = text[start - 1] if start > 0 else " "
     after = text[end] if end < len(text) else " "
     return (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum())
-
-
-def first_chars(pattern: str) -> frozenset[str] | None:
-    """Characters a match of ``pattern`` must start with, or None if that is not simple."""
-    try:
-        import re._parser as sre_parse  # Python >= 3.11
-    except ImportError:  # pragma: no cover - Python 3.10
-        import sre_parse  # type: ignore[no-redef]
-
-    def first(items: list) -> set[str] | None:
-        if not items:
-            return None
-        op, av = items[0]
-        if op == sre_parse.LITERAL:
-            return {chr(av)}
-        if op == sre_parse.IN:
-            if all(o == sre_parse.LITERAL for o, _ in av):
-                return {chr(v) for _, v in av}
-            return None
-        if op == sre_parse.SUBPATTERN:
-            return first(list(av[-1]))
-        if op == sre_parse.BRANCH:
-            out: set[str] = set()
-            for branch in av[1]:
-                f = first(list(branch))
-                if f is None:
-                    return None
-                out |= f
-            return out
-        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and av[0] >= 1:
-            return first(list(av[2]))
-        return None
-
-    found = first(list(sre_parse.parse(pattern)))
-    return frozenset(found) if found else None
 
 
 def feature_vector(sums: list[float]) -> list[float]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import sys
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ from typing import Any, Literal
 import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .patterns import RunSafeRegex
 from .errors import PhrasebookError
 from .phrasebook import Phrasebook, check_linear_regex, unique_ids
 from .results import Turn
@@ -436,7 +437,7 @@ class MinefieldChecker:
         cond = book.conditions
         self._neg_scope = cond.negation.scope
         self._ask_scope = cond.compensation_request.scope
-        self._time_rx = re.compile("|".join(f"(?:{p})" for p in cond.concrete_time.patterns))
+        self._time_rx = RunSafeRegex(cond.concrete_time.patterns)  # linear on a long number
         self._time_in_sentence = cond.concrete_time.scope == "sentence"
 
         trig: dict[str, list[tuple[Any, ...]]] = {}
@@ -779,10 +780,13 @@ class _CustomerSide:
                 refusals.append(end)
             else:
                 blocked.append((end - length, end))
+        blockers = _Spans(blocked)
         for s, e in asks:
-            if any(bs <= s and e <= be for bs, be in blocked):
+            if blockers.around(s, e):
                 continue
-            if any(0 <= s - r <= c._ask_scope and not _CLAUSE_RX.search(t, r, s) for r in refusals):
+            # Refusals end in text order: those within reach are a slice, not a scan of all.
+            near = refusals[bisect_left(refusals, s - c._ask_scope) : bisect_right(refusals, s)]
+            if any(not _CLAUSE_RX.search(t, r, s) for r in near):
                 continue
             return True
         return False
@@ -798,10 +802,46 @@ def _turn(turn: Turn | Mapping[str, Any], i: int) -> tuple[str, str]:
     raise TypeError(f"history[{i}] must be a Turn or a mapping with str 'speaker' and 'text'")
 
 
+class _Spans:
+    """Spans (of context marks or exceptions) indexed so that each question a condition asks
+    takes O(log n): an ``any`` over every span per trigger is quadratic in the text length."""
+
+    __slots__ = ("starts", "min_end_from", "max_end_upto")
+
+    def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
+        spans = sorted(spans)
+        self.starts = [s for s, _ in spans]
+        self.min_end_from = [e for _, e in spans]  # min end of spans[i:]
+        for i in range(len(spans) - 2, -1, -1):
+            self.min_end_from[i] = min(self.min_end_from[i], self.min_end_from[i + 1])
+        self.max_end_upto = [e for _, e in spans]  # max end of spans[:i + 1]
+        for i in range(1, len(spans)):
+            self.max_end_upto[i] = max(self.max_end_upto[i], self.max_end_upto[i - 1])
+
+    def within(self, lo: int, hi: int) -> bool:
+        """Does a span lie inside [lo, hi]?"""
+        i = bisect_left(self.starts, lo)
+        return i < len(self.starts) and self.min_end_from[i] <= hi
+
+    def outside(self, lo: int, hi: int) -> bool:
+        """Does a span end at or before ``lo``, or start at or after ``hi``?"""
+        return bool(self.starts) and (self.min_end_from[0] <= lo or self.starts[-1] >= hi)
+
+    def around(self, lo: int, hi: int) -> bool:
+        """Does a span contain [lo, hi]?"""
+        i = bisect_right(self.starts, lo)
+        return i > 0 and self.max_end_upto[i - 1] >= hi
+
+    def overlaps(self, lo: int, hi: int) -> bool:
+        """Does a span overlap [lo, hi)?"""
+        i = bisect_left(self.starts, hi)
+        return i > 0 and self.max_end_upto[i - 1] > lo
+
+
 class _Call:
     """The state of checking one text: candidates, context marks and clause bounds."""
 
-    __slots__ = ("c", "text", "customer", "cands", "spared", "_marks", "_negs", "_breaks", "_sent")
+    __slots__ = ("c", "text", "customer", "cands", "spared", "_marks", "_negs", "_breaks", "_sent", "_memo")
 
     def __init__(self, checker: MinefieldChecker, norm: Normalized, customer: _CustomerSide | None) -> None:
         self.c = checker
@@ -817,6 +857,8 @@ class _Call:
         self._negs: list[tuple[int, int]] = []
         self._breaks: list[int] | None = None
         self._sent: list[int] | None = None
+        #: Per-call caches of the conditions: marks by tag as _Spans, answers per rule or sentence.
+        self._memo: dict[Any, Any] = {}
 
     # -- scanning
 
@@ -851,9 +893,14 @@ class _Call:
                 (last + 1 - length, last + 1, kinds) for last, (length, kinds) in self.c._exc.iter(text)
             ]
             if spans:
+                by_kind: dict[int, list[tuple[int, int]]] = {}
+                for xs, xe, ks in spans:
+                    for k in ks:
+                        by_kind.setdefault(k, []).append((xs, xe))
+                exc = {k: _Spans(v) for k, v in by_kind.items()}
                 cands[:] = [
                     (s, e, ri) for s, e, ri in cands
-                    if not any(xs < e and s < xe and rules[ri].kind_index in ks for xs, xe, ks in spans)
+                    if (x := exc.get(rules[ri].kind_index)) is None or not x.overlaps(s, e)
                 ]
         return cands
 
@@ -869,13 +916,13 @@ class _Call:
                 for tag in tags:
                     marks.setdefault(tag, []).append((last + 1 - length, last + 1))
             # Negators that no blocker (不好意思, 能不能) swallows, as (end, reach).
-            blockers = marks.get(_BLOCK, ())
+            blockers = _Spans(marks.get(_BLOCK, ()))
             scope = self.c._neg_scope
             self._negs = [
                 (ne, reach)
                 for tag, reach in ((_NEG, scope), (_NEG_ADJ, 0))
                 for ns, ne in marks.get(tag, ())
-                if not any(bs <= ns and ne <= be for bs, be in blockers)
+                if not blockers.around(ns, ne)
             ]
             self._marks = marks
         return self._marks
@@ -888,7 +935,9 @@ class _Call:
         rules = self.c._rules
         # One candidate per rule and stretch of text (a pattern's expansions overlap).
         spans: list[list[int]] = []
-        for ri, s, e in sorted({(ri, s, e) for s, e, ri in cands}):
+        # dict, not set: deduplicated in text order, which the sort is fast on (a set's hash
+        # order made it 3x slower per doubling of the text).
+        for ri, s, e in sorted(dict.fromkeys((ri, s, e) for s, e, ri in cands)):
             if spans and spans[-1][0] == ri and s < spans[-1][2]:
                 spans[-1][2] = max(spans[-1][2], e)
             else:
@@ -1018,36 +1067,53 @@ class _Call:
         trigger (one-character negators must touch it), in the same clause: 我们绝不会推卸责任."""
         if self._marks is None:
             self._scan_marks()  # fills self._negs
+        if "negs" not in self._memo:  # the longest reach of the negators ending at each position
+            negs: dict[int, int] = {}
+            for ne, reach in self._negs:
+                negs[ne] = max(reach, negs.get(ne, -1))
+            self._memo["negs"] = negs, max(negs.values(), default=0)
+        negs, longest = self._memo["negs"]
         return any(
-            ne <= s and s - ne <= reach and not self._break_between(ne, s) for ne, reach in self._negs
+            ne in negs and s - ne <= negs[ne] and not self._break_between(ne, s)
+            for ne in range(max(0, s - longest), s + 1)
         )
+
+    def _spans(self, tag: int) -> _Spans:
+        """The marks of ``tag``, indexed once per call."""
+        if tag not in self._memo:
+            self._memo[tag] = _Spans(self.marks.get(tag, ()))
+        return self._memo[tag]  # type: ignore[no-any-return]
 
     def hedged(self, s: int, e: int, ri: int) -> bool:
         """An honest hedge (尽力, 尽量, 争取) in the same clause: 我会尽力今天解决."""
         cs, ce = self.clause(s, e)
-        return any(cs <= hs and he <= ce for hs, he in self.marks.get(_HEDGE, ()))
+        return self._spans(_HEDGE).within(cs, ce)
 
     def concrete_time(self, s: int, e: int, ri: int) -> bool:
         """A concrete time in the reply (or, with ``scope: sentence``, in the same sentence):
         2小时内给您回电, 我们会尽快处理。明天中午12点前给您回电。"""
         if self.c._time_in_sentence:
             ss, se = self.sentence(s, e)
-            return self.c._time_rx.search(self.text, ss, se) is not None
-        return self.c._time_rx.search(self.text) is not None
+        else:
+            ss, se = 0, len(self.text)
+        key = ("time", ss, se)  # one search per sentence (or reply), not one per trigger
+        if key not in self._memo:
+            self._memo[key] = self.c._time_rx.search(self.text, ss, se) is not None
+        return self._memo[key]  # type: ignore[no-any-return]
 
     def ownership(self, s: int, e: int, ri: int) -> bool:
         """The reply takes ownership somewhere: 我们已经催促并全程跟进."""
-        return any(oe <= s or os_ >= e for os_, oe in self.marks.get(_OWN, ()))
+        return self._spans(_OWN).outside(s, e)
 
     def real_help(self, s: int, e: int, ri: int) -> bool:
         """Real help (steps, actions, explanations) outside the trigger's clause."""
         cs, ce = self.clause(s, e)
-        return any(he <= cs or hs >= ce for hs, he in self.marks.get(_HELP, ()))
+        return self._spans(_HELP).outside(cs, ce)
 
     def reassured(self, s: int, e: int, ri: int) -> bool:
         """A concrete action follows in the same sentence: 别担心，我们已经为您冻结账户."""
         ss, se = self.sentence(s, e)
-        return any(e <= as_ and ae <= se for as_, ae in self.marks.get(_ACTION, ()))
+        return self._spans(_ACTION).within(e, se)
 
     def customer_asked(self, s: int, e: int, ri: int) -> bool:
         """The customer asked for compensation (in customer_text or a customer turn)."""
@@ -1056,18 +1122,23 @@ class _Call:
     def not_whole_answer(self, s: int, e: int, ri: int) -> bool:
         """Some clause of the reply is more than one of this rule's phrases: the reply is
         not just the phrase (嗯，知道了 alone is perfunctory; 嗯，我马上查 and 可行的方案 are not)."""
+        key = ("whole", ri)  # the answer depends on the rule only: computed once per call
+        if key in self._memo:
+            return self._memo[key]  # type: ignore[no-any-return]
         t = self.text
         own = {(cs, ce) for cs, ce, r in self.cands if r == ri}
         start = 0
+        self._memo[key] = False
         for b in self._clause_breaks() + [len(t)]:
             seg = t[start:b]
             body = seg.strip()
             if body:
                 lead = start + len(seg) - len(seg.lstrip())
                 if (lead, lead + len(body)) not in own:
-                    return True
+                    self._memo[key] = True
+                    break
             start = b + 1
-        return False
+        return self._memo[key]  # type: ignore[no-any-return]
 
 
 #: Condition name (as in the YAML) -> the function above.

@@ -8,7 +8,6 @@ load by typed models, and an error names the file, the key and, where known, the
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from importlib import resources
@@ -19,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import PhrasebookError
+from .patterns import check_linear_regex
 from .text import Normalizer
 
 Tier = Literal["calm", "panic", "anger", "disappointment", "indifference"]
@@ -121,47 +121,6 @@ class EmotionBook(_Strict):
         if missing:
             raise ValueError(f"missing strategies for tiers: {', '.join(missing)}")
         return v
-
-
-# --- regex safety ---------------------------------------------------------------------
-
-_FORBIDDEN = ("(?=", "(?!", "(?<=", "(?<!", "(?P=")
-
-
-def check_linear_regex(pattern: str) -> None:
-    """Reject constructs that can make Python's backtracking engine super-linear.
-
-    Allowed: literals, classes, alternation, groups, and quantifiers whose body contains
-    no further quantifier. That rules out the classic ``(a+)+`` blow-ups, back-references
-    and look-arounds.
-    """
-    if any(tok in pattern for tok in _FORBIDDEN) or re.search(r"\\[1-9]", pattern):
-        raise ValueError(f"regex {pattern!r} uses a look-around or back-reference")
-    try:
-        import re._parser as sre_parse  # Python >= 3.11
-    except ImportError:  # pragma: no cover - Python 3.10
-        import sre_parse  # type: ignore[no-redef]
-    try:
-        parsed = sre_parse.parse(pattern)
-    except re.error as e:
-        raise ValueError(f"regex {pattern!r} does not compile: {e}") from None
-
-    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT}
-
-    def walk(items: Any, inside_repeat: bool) -> None:
-        for op, av in items:
-            if op in repeats:
-                lo, hi, body = av
-                if inside_repeat and hi != 1:
-                    raise ValueError(f"regex {pattern!r} nests quantifiers")
-                walk(body, inside_repeat or hi != 1)
-            elif op == sre_parse.SUBPATTERN:
-                walk(av[-1], inside_repeat)
-            elif op == sre_parse.BRANCH:
-                for branch in av[1]:
-                    walk(branch, inside_repeat)
-
-    walk(parsed, False)
 
 
 # --- loading ---------------------------------------------------------------------------

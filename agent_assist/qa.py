@@ -8,7 +8,6 @@ deduction carries evidence: the turn, the span and the words that caused it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .patterns import RunSafeRegex
 from .errors import PhrasebookError
 from .phrasebook import Phrasebook, Tier, check_linear_regex, unique_ids
 from .results import build
@@ -229,8 +229,9 @@ class QAScorer:
             phrase_auto.add_word(key, (len(key), tuple(idxs)))
         phrase_auto.make_automaton()
         self._phrases = phrase_auto
+        # Searched in whole agent turns: RunSafeRegex keeps \d+… linear on a long number.
         self._time_rx = {
-            idx: re.compile("|".join(f"(?:{p})" for p in item.patterns))
+            idx: RunSafeRegex(item.patterns)
             for idx, item in enumerate(self.book.items)
             if item.check == "solution_time"
         }

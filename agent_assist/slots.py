@@ -651,9 +651,10 @@ class SlotMatcher:
         else:
             if m["more"] == "半" or m["half"]:
                 n += 0.5
-            duration = timedelta(seconds=n * self._wait_units[unit])
-            if duration > _MAX_WAIT:
-                return
+            seconds = n * self._wait_units[unit]
+            if seconds > _MAX_WAIT.total_seconds():
+                return  # also keeps timedelta from overflowing on 等了99999999999天
+            duration = timedelta(seconds=seconds)
             approx = "多" in (m["more"], m["more2"]) or (q is not None and t[q:start] in _APPROX)
         first = pre if pre is not None else pos
         out.append((first, m.end(), 0, (duration, approx)))

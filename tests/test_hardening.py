@@ -92,6 +92,11 @@ def test_score_transcript_never_raises(turns):
     json.loads(to_json(r))  # serialisable even with lone surrogates
 
 
+@pytest.mark.parametrize("text", ["等了99999999999天", "第999999999999999999次", "扣了9" * 40 + "元", "1e309元"])
+def test_huge_numbers_do_not_overflow(text):
+    aa.extract_slots(text), aa.triage(text), aa.suggest(text), aa.detect_emotion(text)
+
+
 def test_template_syntax_in_customer_text_comes_back_literally():
     s = aa.suggest("你们的A3{{ 7*7 }}{% for x in range(3) %}坏了，等了{{ config }}天")
     joined = " ".join(r.text for r in s.replies)

@@ -221,7 +221,7 @@ def test_suggested_reply_replaces_the_clause_and_is_clean():
     assert check_reply(r.suggested_reply).ok
 
 
-@pytest.mark.parametrize("name", ["replies.jsonl", "replies_dev.jsonl"])
+@pytest.mark.parametrize("name", ["replies.jsonl", "replies_dev.jsonl", "replies_dev2.jsonl"])
 def test_suggested_reply_is_clean_for_every_positive(name):
     a = Assistant()
     bad = []
@@ -400,3 +400,70 @@ def test_evaluate_replies_on_the_dev_file(capsys, tmp_path):
     assert "overall (micro)" in text and "suggested_reply still has hits: 0" in text
     m = json.loads(out_json.read_text(encoding="utf-8"))
     assert set(m["per_kind"]) == set(KINDS) and m["precision"] > 0.9
+
+
+# --- broader families (written from replies_dev2.jsonl); each fails if its rule goes -------
+
+BROADER = [
+    ("blame.elsewhere", "blame_shifting", "餐是商家做的，平台只是提供一个下单渠道。"),
+    ("blame.elsewhere", "blame_shifting", "这个延误卡在航空公司，我们这边也没法左右。"),
+    ("blame.elsewhere", "blame_shifting", "票是航司超售的，怎么处理得航司来定。"),
+    ("lecturing.general", "lecturing", "租房合同签字前每一条都要逐字读完才行。"),
+    ("lecturing.general", "lecturing", "这次就当买个教训吧，以后多注意。"),
+    ("over.certain", "over_promising", "您的行李我们一定找得回来，请放心。"),
+    ("over.certain", "over_promising", "签证交给我们，包过，没有办不下来的。"),
+    ("arguing.contradict", "arguing", "您描述的情况跟我们的后台数据完全对不上。"),
+    ("arguing.contradict", "arguing", "当时房间里并没有您说的霉味。"),
+    ("dismiss.minimise", "dismissing_feelings", "就晚了半天，您没必要这么上纲上线吧。"),
+    ("dismiss.minimise", "dismissing_feelings", "一顿饭送错了而已，您放宽心。"),
+    ("blaming.cause", "blaming_customer", "卡被锁是因为您连续输错了五次密码。"),
+    ("blaming.cause", "blaming_customer", "屏幕碎成这样明显是摔过的。"),
+    ("perfunctory.later", "perfunctory", "我们会研究一下您的建议的。"),
+    ("compensation.gift", "premature_compensation", "给您升级成豪华房型，您看可以吗？"),
+    ("pressuring.no_choice", "pressuring", "您要是不满意，可以去别家试试。"),
+    ("pressuring.no_choice", "pressuring", "这个方案您不要的话，就视同您放弃了。"),
+    ("impatience.again", "impatience", "我再说最后一次，退款需要七个工作日。"),
+    ("impatience.again", "impatience", "这个操作我已经手把手教过您两回了。"),
+    ("badmouthing.people", "badmouthing", "财务部门办事特别磨叽，退款总是很慢。"),
+    ("badmouthing.people", "badmouthing", "说句不好听的，我们的培训就是走个形式。"),
+    ("badmouthing.people", "badmouthing", "那个主管就会甩锅，您找他也白搭。"),
+    ("pressuring.no_choice", "pressuring", "您再纠缠的话，我们只能把账号列入黑名单。"),
+    ("impatience.again", "impatience", "您能不能别再打断我了，我还没说完。"),
+    ("arguing.contradict", "arguing", "您说客服态度差，可录音里他一直很客气。"),
+    ("dismiss.minimise", "dismissing_feelings", "退款在路上了，您犯不着天天打电话来催。"),
+    ("badmouthing.people", "badmouthing", "我们仓库的管理一直稀里糊涂的。"),
+    ("arguing.contradict", "arguing", "那是您个人的感受，其他客户都觉得挺好。"),
+    ("pressuring.no_choice", "pressuring", "退一步讲，您也没别的选择。"),
+    ("impatience.again", "impatience", "这个问题翻来覆去地问，结果还是一样。"),
+]
+
+
+@pytest.mark.parametrize(("rule", "kind", "reply"), BROADER)
+def test_broader_family(rule, kind, reply):
+    hits = check_reply(reply).hits
+    assert any(h.rule == rule and h.kind == kind for h in hits), [(h.rule, h.text) for h in hits]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "您已经说得很清楚了，我完全理解，我们马上处理。",  # the customer said it clearly
+        "之前让您重复说了好几遍，真的很抱歉，这次我一次帮您处理完。",  # we made them repeat it
+        "我也很想马上给您解决，但需要技术确认，我约了他们今天四点回电。",  # a wish, not a promise
+        "我们不会像您担心的那样随便处理，我现在就帮您核实。",
+        "这不是您的问题，是我们系统出了故障。",
+    ],
+)
+def test_broader_families_spare_honest_replies(reply):
+    assert check_reply(reply).ok, [(h.rule, h.text) for h in check_reply(reply).hits]
+
+
+def test_second_dev_set_keeps_its_level():
+    """replies_dev2.jsonl was written after the first rules, to measure unseen wording."""
+    rows = read_jsonl("replies_dev2.jsonl")
+    tp = fp = fn = 0
+    for r in rows:
+        got = kinds(r["reply"], customer_text=r["customer"] or None)
+        gold = set(r["kinds"])
+        tp, fp, fn = tp + len(got & gold), fp + len(got - gold), fn + len(gold - got)
+    assert tp / (tp + fp) >= 0.93 and tp / (tp + fn) >= 0.90

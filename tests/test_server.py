@@ -278,6 +278,8 @@ def test_api_key(small: httpx.Client) -> None:
     assert post(small, "/v1/emotion", body, **KEY).status_code == 200
     assert post(small, "/v1/emotion", body, Authorization="Bearer s3cret-key").status_code == 200
     assert small.get("/v1/health").status_code == 200  # stays open
+    assert small.get("/openapi.json").status_code == 200
+    assert_error(small.get("/v1/nowhere"), 401)  # everything else needs the key, even a 404
 
 
 def test_no_api_key_configured_means_open(client: httpx.Client) -> None:
