@@ -95,7 +95,15 @@ class EmotionModel:
         """(last index, vocabulary index) of every known n-gram in normalised ``text``."""
         return list(self._auto.iter(text))
 
-    def logits(self, matches: list[tuple[int, int]], feats: list[float]) -> list[float]:
+    def ngram_ids(self, text: str) -> set[int]:
+        """Vocabulary indices of the known n-grams in ``text`` (binary features: a set).
+
+        Built straight from the automaton so no list of position tuples outlives the call:
+        in a batch, such lists kept alive made the garbage collector's scans the main cost.
+        """
+        return {i for _, i in self._auto.iter(text)}
+
+    def logits(self, ids: set[int], feats: list[float]) -> list[float]:
         """Decision values per tier for one message (``feats``: damped lexicon sums).
 
         Plain Python for the handful of non-zero lexicon features and one numpy gather
@@ -107,18 +115,17 @@ class EmotionModel:
                 row = self._feature_rows[f]
                 for k in range(len(z)):
                     z[k] += value * row[k]
-        if matches:
-            idx = np.fromiter({i for _, i in matches}, dtype=np.intp)
+        if ids:
+            idx = np.fromiter(ids, dtype=np.intp, count=len(ids))
             total = self._packed.take(idx, axis=0).sum(axis=0).tolist()
             norm = math.sqrt(total[-1])
             for k in range(len(z)):
                 z[k] += total[k] / norm
         return z
 
-    def logits_batch(self, matches: list[list[tuple[int, int]]], feats: np.ndarray) -> np.ndarray:
-        """Decision values for many messages at once (rows follow ``matches``)."""
+    def logits_batch(self, sets: list[set[int]], feats: np.ndarray) -> np.ndarray:
+        """Decision values for many messages at once (rows follow ``sets``)."""
         z = feats @ self.feature_coef + self.intercept
-        sets = [{i for _, i in m} for m in matches]
         lengths = np.fromiter(map(len, sets), dtype=np.intp, count=len(sets))
         total = int(lengths.sum())
         if total:

@@ -85,16 +85,16 @@ def main() -> int:
     print(f"# {len(texts)} messages, length median {lengths[len(lengths) // 2]}, max {lengths[-1]}")
 
     p50, p99 = percentiles(warm(detect_emotion, texts, args.rounds))
-    t0 = time.perf_counter()
-    n = 0
-    while time.perf_counter() - t0 < 3:
-        detect_emotions(texts)
-        n += len(texts)
-    batch = n / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for t in texts:
-        detect_emotion(t)
-    loop = len(texts) / (time.perf_counter() - t0)
+    def best_rate(run) -> float:  # messages per second, best of 5 passes
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - t0)
+        return len(texts) / best
+
+    loop = best_rate(lambda: [detect_emotion(t) for t in texts])
+    batch = best_rate(lambda: detect_emotions(texts))
     c_time, c_rss = cold(OURS_SETUP)
     print(f"agent_assist  warm p50 {p50:7.1f} µs  p99 {p99:7.1f} µs  | batch {batch:9.0f} msg/s "
           f"(loop {loop:.0f} msg/s)  | cold start {c_time:.2f} s  peak RSS {c_rss:.0f} MB")

@@ -37,9 +37,9 @@ def test_export_reproduces_sklearn(tmp_path):
     x = sparse.hstack([vec.transform(norm), sparse.csr_matrix(feats)]).tocsr()
     expected = clf.decision_function(x)[:, [list(clf.classes_).index(t) for t in TIERS]]
     for i, text in enumerate(norm):
-        got = model.logits(model.ngrams(text), list(feats[i]))
+        got = model.logits(model.ngram_ids(text), list(feats[i]))
         np.testing.assert_allclose(got, expected[i], rtol=1e-4, atol=1e-5)
-    batch = model.logits_batch([model.ngrams(t) for t in norm], feats)
+    batch = model.logits_batch([model.ngram_ids(t) for t in norm], feats)
     np.testing.assert_allclose(batch, expected, rtol=1e-4, atol=1e-5)
 
 
