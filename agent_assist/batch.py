@@ -181,7 +181,11 @@ def flat_row(r: QAResult) -> dict[str, Any]:
         "failed_items": ",".join(it.id for it in r.items if it.passed is False),
         "deductions": json.dumps(
             [
-                {"item": it.id, "lost": it.points - it.earned, "evidence": [e.model_dump() for e in it.evidence]}
+                {
+                    "item": it.id,
+                    "lost": it.points - it.earned,
+                    "evidence": [e.model_dump() for e in it.evidence],
+                }
                 for it in r.items
                 if it.passed is False
             ],
@@ -205,7 +209,9 @@ class AtomicOutput:
         self.path = Path(path)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in (".jsonl", ".csv", ".parquet"):
-            raise ValueError(f"{self.path}: unknown output format {self.suffix!r} (use .jsonl, .csv or .parquet)")
+            raise ValueError(
+                f"{self.path}: unknown output format {self.suffix!r} (use .jsonl, .csv or .parquet)"
+            )
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self._rows: list[dict[str, Any]] = []
         self._writer: Any = None
@@ -213,7 +219,9 @@ class AtomicOutput:
             try:
                 import pyarrow  # noqa: F401
             except ImportError:
-                raise ValueError("writing Parquet needs pyarrow: pip install 'agent_assist[parquet]'") from None
+                raise ValueError(
+                    "writing Parquet needs pyarrow: pip install 'agent_assist[parquet]'"
+                ) from None
         # backslashreplace: a lone surrogate in an id must not kill a million-line run.
         self._file = (
             None
@@ -296,8 +304,14 @@ def score_frame(df: Any, *, phrasebooks: str | Path | None = None) -> Any:
 
 FLAT_COLUMNS = tuple(flat_row(QAResult(id=None)).keys())
 
-_NUMERIC = {"line": "bigint", "turns": "bigint", "score": "double", "talk_ratio": "double",
-            "first_response_seconds": "double", "safety": "boolean"}
+_NUMERIC = {
+    "line": "bigint",
+    "turns": "bigint",
+    "score": "double",
+    "talk_ratio": "double",
+    "first_response_seconds": "double",
+    "safety": "boolean",
+}
 
 
 def spark_schema() -> str:

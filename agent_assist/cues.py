@@ -125,7 +125,9 @@ class CueMatcher:
                 hit = self._apply_modifiers(text, start, end, payload, mods)
                 mods.clear()
             else:
-                hit = CueHit(start, end, payload.cue, "lexicon", payload.tier, payload.feature, payload.weight)
+                hit = CueHit(
+                    start, end, payload.cue, "lexicon", payload.tier, payload.feature, payload.weight
+                )
             feats[hit.feature] += hit.weight
             hits.append(hit)
         chars = set(text)
@@ -134,7 +136,9 @@ class CueMatcher:
                 continue
             for m in rx.finditer(text):
                 feats[feature] += weight
-                hits.append(CueHit(m.start(), m.end(), f"{pid}:{m.group()}", "pattern", tier, feature, weight))
+                hits.append(
+                    CueHit(m.start(), m.end(), f"{pid}:{m.group()}", "pattern", tier, feature, weight)
+                )
         return feats, hits
 
     def _apply_modifiers(

@@ -41,7 +41,9 @@ class EmotionDetector:
         self._normalizer = phrasebook.normalizer
         self._matcher = phrasebook.cached(
             "emotion.matcher",
-            lambda: CueMatcher(phrasebook.emotion, phrasebook.normalizer, str(phrasebook.file("emotion.yaml"))),
+            lambda: CueMatcher(
+                phrasebook.emotion, phrasebook.normalizer, str(phrasebook.file("emotion.yaml"))
+            ),
         )
         self._model = model
 
@@ -102,8 +104,7 @@ class EmotionDetector:
         intensity = (1.0 - p[_CALM]) * shape
         scores = dict(zip(TIERS, p))
         return build(
-        EmotionResult,
-            tier=tier, scores=scores, intensity=round(intensity, 4), evidence=evidence
+            EmotionResult, tier=tier, scores=scores, intensity=round(intensity, 4), evidence=evidence
         )
 
     def _model_evidence(self, norm: Normalized, best: int, hits: list[CueHit]) -> list[Evidence]:
@@ -155,5 +156,4 @@ def _position(e: Evidence) -> tuple[int, int]:
 
 def _empty() -> EmotionResult:
     scores = {t: (1.0 if t == "calm" else 0.0) for t in TIERS}
-    return build(
-        EmotionResult,tier="calm", scores=scores, intensity=0.0, evidence=[])
+    return build(EmotionResult, tier="calm", scores=scores, intensity=0.0, evidence=[])

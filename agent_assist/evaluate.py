@@ -96,7 +96,13 @@ def format_report(name: str, m: dict) -> str:
     for t in TIERS:
         p = m["per_tier"][t]
         lines.append(f"{t:<15}{p['precision']:>7.3f}{p['recall']:>8.3f}{p['f1']:>7.3f}{p['support']:>9}")
-    short = {"calm": "calm", "panic": "pani", "anger": "ange", "disappointment": "disa", "indifference": "indi"}
+    short = {
+        "calm": "calm",
+        "panic": "pani",
+        "anger": "ange",
+        "disappointment": "disa",
+        "indifference": "indi",
+    }
     lines.append("confusion (rows gold, columns predicted): " + " ".join(f"{short[t]:>5}" for t in TIERS))
     for g in TIERS:
         row = m["confusion"][g]
@@ -134,9 +140,10 @@ def evaluate_emotion(args: argparse.Namespace) -> int:
         print(format_report(name, m))
     if len(systems) > 1:
         ours = summary["agent_assist"]["macro_f1"]
-        print("# macro-F1 difference, agent_assist minus baseline: " + ", ".join(
-            f"{n} {ours - summary[n]['macro_f1']:+.3f}" for n, _ in systems[1:]
-        ))
+        print(
+            "# macro-F1 difference, agent_assist minus baseline: "
+            + ", ".join(f"{n} {ours - summary[n]['macro_f1']:+.3f}" for n, _ in systems[1:])
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return 0
@@ -198,16 +205,22 @@ def evaluate_replies(args: argparse.Namespace) -> int:
         not assistant.check_reply(c.suggested_reply, **kw).ok for c, kw in zip(checks, context, strict=True)
     ]
     m = reply_metrics(rows, predicted, still)
-    print(f"# minefield evaluation on {args.file}: {m['n']} replies, {m['positives']} with minefields, "
-          f"{m['clean_rows']} clean ({m['hard_negatives']} hard negatives); "
-          f"{seconds * 1e6 / len(rows):.0f} µs/reply")
+    print(
+        f"# minefield evaluation on {args.file}: {m['n']} replies, {m['positives']} with minefields, "
+        f"{m['clean_rows']} clean ({m['hard_negatives']} hard negatives); "
+        f"{seconds * 1e6 / len(rows):.0f} µs/reply"
+    )
     print(f"{'kind':<24}{'prec':>7}{'recall':>8}{'F1':>7}{'support':>9}{'FP':>5}{'FN':>5}")
     for k, p in m["per_kind"].items():
-        print(f"{k:<24}{p['precision']:>7.3f}{p['recall']:>8.3f}{p['f1']:>7.3f}"
-              f"{p['support']:>9}{p['fp']:>5}{p['fn']:>5}")
+        print(
+            f"{k:<24}{p['precision']:>7.3f}{p['recall']:>8.3f}{p['f1']:>7.3f}"
+            f"{p['support']:>9}{p['fp']:>5}{p['fn']:>5}"
+        )
     print(f"{'overall (micro)':<24}{m['precision']:>7.3f}{m['recall']:>8.3f}")
-    print(f"false-positive rate on clean replies: {m['clean_false_positive_rate']:.3f} "
-          f"(hard negatives: {m['hard_negative_false_positive_rate']:.3f})")
+    print(
+        f"false-positive rate on clean replies: {m['clean_false_positive_rate']:.3f} "
+        f"(hard negatives: {m['hard_negative_false_positive_rate']:.3f})"
+    )
     print(f"positives whose suggested_reply still has hits: {m['suggested_still_hit']} of {m['positives']}")
     if args.errors:
         for r, p in zip(rows, predicted, strict=True):

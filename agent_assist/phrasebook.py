@@ -40,8 +40,21 @@ EMOTION_FEATURES: tuple[str, ...] = TIERS + (
     "urgent",  # time pressure and safety: 马上, 着火
 )
 Feature = Literal[
-    "calm", "panic", "anger", "disappointment", "indifference", "negated", "positive",
-    "exclaim", "question", "repeat", "wait", "threat", "sarcasm", "resign", "urgent",
+    "calm",
+    "panic",
+    "anger",
+    "disappointment",
+    "indifference",
+    "negated",
+    "positive",
+    "exclaim",
+    "question",
+    "repeat",
+    "wait",
+    "threat",
+    "sarcasm",
+    "resign",
+    "urgent",
 ]
 
 
@@ -263,9 +276,7 @@ class Phrasebook:
     def emotion(self) -> EmotionBook:
         return self.book("emotion.yaml", EmotionBook, _check_emotion)
 
-    def book(
-        self, name: str, model: type[M], check: Callable[[Path, M], None] | None = None
-    ) -> M:
+    def book(self, name: str, model: type[M], check: Callable[[Path, M], None] | None = None) -> M:
         """The YAML file ``name`` validated as ``model`` (and by ``check``), loaded once.
 
         Analysers declare their own schema and call this, so adding one needs no change here.

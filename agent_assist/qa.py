@@ -245,7 +245,11 @@ class QAScorer:
     # -- entry points --
 
     def score_record(
-        self, record: Record | Transcript | Mapping[str, Any], line: int | None = None, *, redact: bool = False
+        self,
+        record: Record | Transcript | Mapping[str, Any],
+        line: int | None = None,
+        *,
+        redact: bool = False,
     ) -> QAResult:
         """Score one record; a malformed one yields a result whose ``error`` says why.
 
@@ -414,7 +418,9 @@ class QAScorer:
         for i, check in conv.checks.items():
             for h in check.hits:
                 if h.kind == item.kind:
-                    evidence.append(_ev(conv, i, h.start, h.end, f"{item.name}：{h.principle} 建议：{h.rewrite}"))
+                    evidence.append(
+                        _ev(conv, i, h.start, h.end, f"{item.name}：{h.principle} 建议：{h.rewrite}")
+                    )
         if not conv.agent:
             return None, 0.0, []
         lost = min(item.points, len(evidence) * (item.per_hit or item.points))
@@ -482,7 +488,9 @@ class QAScorer:
 _Check = tuple[bool | None, float, list[QAEvidence]]
 
 
-def _verdict(item: RubricItem, passed: bool | None, evidence: list[QAEvidence], earned: float = 0.0) -> QAItem:
+def _verdict(
+    item: RubricItem, passed: bool | None, evidence: list[QAEvidence], earned: float = 0.0
+) -> QAItem:
     return build(
         QAItem,
         id=item.id,
@@ -496,7 +504,9 @@ def _verdict(item: RubricItem, passed: bool | None, evidence: list[QAEvidence], 
 
 
 def _ev(conv: _Conversation, turn: int, start: int, end: int, note: str) -> QAEvidence:
-    return build(QAEvidence, turn=turn, start=start, end=end, text=conv.t.turns[turn].text[start:end], note=note)
+    return build(
+        QAEvidence, turn=turn, start=start, end=end, text=conv.t.turns[turn].text[start:end], note=note
+    )
 
 
 def _expected_at(conv: _Conversation, item: RubricItem, scope: set[int]) -> QAEvidence:

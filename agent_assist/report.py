@@ -25,9 +25,24 @@ from .qa import QAResult
 TIERS = ("calm", "panic", "anger", "disappointment", "indifference")
 TIER_ZH = {"calm": "平静", "panic": "恐慌", "anger": "愤怒", "disappointment": "失望", "indifference": "冷漠"}
 TIER_COLOUR = {
-    "calm": "#4caf50", "panic": "#9c27b0", "anger": "#e53935", "disappointment": "#1e88e5", "indifference": "#757575",
+    "calm": "#4caf50",
+    "panic": "#9c27b0",
+    "anger": "#e53935",
+    "disappointment": "#1e88e5",
+    "indifference": "#757575",
 }
-PALETTE = ["#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#3949ab", "#c0ca33", "#757575"]
+PALETTE = [
+    "#1e88e5",
+    "#e53935",
+    "#43a047",
+    "#fb8c00",
+    "#8e24aa",
+    "#00897b",
+    "#6d4c41",
+    "#3949ab",
+    "#c0ca33",
+    "#757575",
+]
 _WORST = 10
 _SAMPLE = 3000  # customer sentences kept for the word cloud (reservoir sample)
 
@@ -152,7 +167,10 @@ class Report:
 
             jieba.setLogLevel(60)  # jieba prints its dictionary loading otherwise
             tags = jieba.analyse.extract_tags(
-                "。".join(self._sample), topK=top, withWeight=True, allowPOS=("a", "ad", "an", "i", "l", "v", "vn")
+                "。".join(self._sample),
+                topK=top,
+                withWeight=True,
+                allowPOS=("a", "ad", "an", "i", "l", "v", "vn"),
             )
         top_cue = max(cues.values(), default=1)
         top_tag = max((w for _, w in tags), default=1.0) or 1.0
@@ -165,7 +183,9 @@ class Report:
         scored = len(self.scores)
         mean = sum(self.scores) / scored if scored else 0.0
         ordered = sorted(self.scores)
-        agents = sorted(self.agent_scores, key=lambda a: sum(self.agent_scores[a]) / len(self.agent_scores[a]))
+        agents = sorted(
+            self.agent_scores, key=lambda a: sum(self.agent_scores[a]) / len(self.agent_scores[a])
+        )
         kinds = [k for k, _ in self.mines.most_common()]
         return {
             "n": self.n,
@@ -175,21 +195,41 @@ class Report:
             "mean": mean,
             "median": ordered[scored // 2] if scored else 0.0,
             "below_60": sum(1 for s in self.scores if s < 60),
-            "flags": {f: self.flags.get(f, 0) for f in ("escalation_threat", "repeat_complaint", "churn_risk", "safety")},
+            "flags": {
+                f: self.flags.get(f, 0)
+                for f in ("escalation_threat", "repeat_complaint", "churn_risk", "safety")
+            },
             "charts": {
-                "scores": svg_bars([f"{i * 10}-{i * 10 + 9 if i < 9 else 100}" for i in range(10)], self.bins,
-                                   colours=["#e53935"] * 6 + ["#fb8c00", "#fdd835", "#7cb342", "#43a047"]),
-                "tiers": svg_bars([TIER_ZH[t] for t in TIERS], [self.turn_tiers.get(t, 0) for t in TIERS],
-                                  colours=[TIER_COLOUR[t] for t in TIERS]),
-                "transitions": svg_heatmap([TIER_ZH[t] for t in TIERS], [TIER_ZH[t] for t in TIERS],
-                                           [[self.start_end.get((a, b), 0) for b in TIERS] for a in TIERS],
-                                           row_title="开始", col_title="结束"),
+                "scores": svg_bars(
+                    [f"{i * 10}-{i * 10 + 9 if i < 9 else 100}" for i in range(10)],
+                    self.bins,
+                    colours=["#e53935"] * 6 + ["#fb8c00", "#fdd835", "#7cb342", "#43a047"],
+                ),
+                "tiers": svg_bars(
+                    [TIER_ZH[t] for t in TIERS],
+                    [self.turn_tiers.get(t, 0) for t in TIERS],
+                    colours=[TIER_COLOUR[t] for t in TIERS],
+                ),
+                "transitions": svg_heatmap(
+                    [TIER_ZH[t] for t in TIERS],
+                    [TIER_ZH[t] for t in TIERS],
+                    [[self.start_end.get((a, b), 0) for b in TIERS] for a in TIERS],
+                    row_title="开始",
+                    col_title="结束",
+                ),
                 "mines": svg_bars(kinds, [self.mines[k] for k in kinds], horizontal=True),
-                "mines_by_agent": svg_heatmap(agents, kinds,
-                                              [[self.mines_by_agent[a].get(k, 0) for k in kinds] for a in agents],
-                                              row_title="客服", col_title="雷区"),
-                "agents": svg_bars(agents, [round(sum(self.agent_scores[a]) / len(self.agent_scores[a]), 1)
-                                            for a in agents], horizontal=True),
+                "mines_by_agent": svg_heatmap(
+                    agents,
+                    kinds,
+                    [[self.mines_by_agent[a].get(k, 0) for k in kinds] for a in agents],
+                    row_title="客服",
+                    col_title="雷区",
+                ),
+                "agents": svg_bars(
+                    agents,
+                    [round(sum(self.agent_scores[a]) / len(self.agent_scores[a]), 1) for a in agents],
+                    horizontal=True,
+                ),
                 "categories": svg_pie(self.categories.most_common(8)),
             },
             "cloud": cloud(self.keywords()),
@@ -201,7 +241,9 @@ class Report:
         from jinja2 import select_autoescape
         from jinja2.sandbox import SandboxedEnvironment
 
-        source = resources.files("agent_assist").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
+        source = (
+            resources.files("agent_assist").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
+        )
         env = SandboxedEnvironment(autoescape=select_autoescape(default=True, default_for_string=True))
         html_text = env.from_string(source).render(**self.context(), tier_zh=TIER_ZH)
         Path(path).write_text(html_text, encoding="utf-8")
@@ -247,8 +289,9 @@ def _markup(svg: str) -> Any:
     return Markup(svg)
 
 
-def svg_bars(labels: list[str], values: list[float], *, colours: list[str] | None = None,
-             horizontal: bool = False) -> Any:
+def svg_bars(
+    labels: list[str], values: list[float], *, colours: list[str] | None = None, horizontal: bool = False
+) -> Any:
     """A bar chart; empty data gives a short note instead."""
     if not values or not any(values):
         return _markup('<p class="empty">没有数据</p>')
@@ -262,10 +305,12 @@ def svg_bars(labels: list[str], values: list[float], *, colours: list[str] | Non
         for i, (lab, v) in enumerate(zip(labels, values)):
             w = (width - label_w - 60) * v / top
             y = 5 + i * row
-            parts.append(f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{e(str(lab))}</text>'
-                         f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{colours[i]}">'
-                         f'<title>{e(str(lab))}: {v:g}</title></rect>'
-                         f'<text x="{label_w + w + 4:.1f}" y="{y + 16}">{v:g}</text>')
+            parts.append(
+                f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end">{e(str(lab))}</text>'
+                f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="{colours[i]}">'
+                f"<title>{e(str(lab))}: {v:g}</title></rect>"
+                f'<text x="{label_w + w + 4:.1f}" y="{y + 16}">{v:g}</text>'
+            )
         parts.append("</svg>")
         return _markup("".join(parts))
     width, height, pad = 520, 220, 30
@@ -274,16 +319,19 @@ def svg_bars(labels: list[str], values: list[float], *, colours: list[str] | Non
     for i, (lab, v) in enumerate(zip(labels, values)):
         h = (height - pad) * v / top
         x = pad + i * slot
-        parts.append(f'<rect x="{x + 4:.1f}" y="{height - h:.1f}" width="{slot - 8:.1f}" height="{h:.1f}" '
-                     f'fill="{colours[i % len(colours)]}"><title>{e(str(lab))}: {v:g}</title></rect>'
-                     f'<text x="{x + slot / 2:.1f}" y="{height - h - 4:.1f}" text-anchor="middle">{v:g}</text>'
-                     f'<text x="{x + slot / 2:.1f}" y="{height + 18}" text-anchor="middle">{e(str(lab))}</text>')
+        parts.append(
+            f'<rect x="{x + 4:.1f}" y="{height - h:.1f}" width="{slot - 8:.1f}" height="{h:.1f}" '
+            f'fill="{colours[i % len(colours)]}"><title>{e(str(lab))}: {v:g}</title></rect>'
+            f'<text x="{x + slot / 2:.1f}" y="{height - h - 4:.1f}" text-anchor="middle">{v:g}</text>'
+            f'<text x="{x + slot / 2:.1f}" y="{height + 18}" text-anchor="middle">{e(str(lab))}</text>'
+        )
     parts.append("</svg>")
     return _markup("".join(parts))
 
 
-def svg_heatmap(rows: list[str], cols: list[str], matrix: list[list[float]], *, row_title: str = "",
-                col_title: str = "") -> Any:
+def svg_heatmap(
+    rows: list[str], cols: list[str], matrix: list[list[float]], *, row_title: str = "", col_title: str = ""
+) -> Any:
     """A table-like heat map: darker cells hold more."""
     if not rows or not cols or not any(any(r) for r in matrix):
         return _markup('<p class="empty">没有数据</p>')
@@ -291,20 +339,28 @@ def svg_heatmap(rows: list[str], cols: list[str], matrix: list[list[float]], *, 
     width, height = left + cell_w * len(cols) + 10, top_m + cell_h * len(rows) + 10
     top = max(max(r) for r in matrix) or 1
     e = html.escape
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width: {width * 1.3:.0f}px" role="img">',
-             f'<text x="{left}" y="14" class="axis">{e(col_title)} →</text>',
-             f'<text x="4" y="{top_m - 8}" class="axis">{e(row_title)} ↓</text>']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" style="max-width: {width * 1.3:.0f}px" role="img">',
+        f'<text x="{left}" y="14" class="axis">{e(col_title)} →</text>',
+        f'<text x="4" y="{top_m - 8}" class="axis">{e(row_title)} ↓</text>',
+    ]
     for j, c in enumerate(cols):
-        parts.append(f'<text x="{left + j * cell_w + cell_w / 2}" y="{top_m - 8}" text-anchor="middle">{e(c)}</text>')
+        parts.append(
+            f'<text x="{left + j * cell_w + cell_w / 2}" y="{top_m - 8}" text-anchor="middle">{e(c)}</text>'
+        )
     for i, r in enumerate(rows):
         y = top_m + i * cell_h
         parts.append(f'<text x="{left - 6}" y="{y + 19}" text-anchor="end">{e(r)}</text>')
         for j, v in enumerate(matrix[i]):
             alpha = 0.08 + 0.92 * (v / top) if v else 0.03
-            parts.append(f'<rect x="{left + j * cell_w}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
-                         f'fill="rgba(229,57,53,{alpha:.2f})"><title>{e(r)} / {e(cols[j])}: {v:g}</title></rect>')
+            parts.append(
+                f'<rect x="{left + j * cell_w}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
+                f'fill="rgba(229,57,53,{alpha:.2f})"><title>{e(r)} / {e(cols[j])}: {v:g}</title></rect>'
+            )
             if v:
-                parts.append(f'<text x="{left + j * cell_w + cell_w / 2}" y="{y + 19}" text-anchor="middle">{v:g}</text>')
+                parts.append(
+                    f'<text x="{left + j * cell_w + cell_w / 2}" y="{y + 19}" text-anchor="middle">{v:g}</text>'
+                )
     parts.append("</svg>")
     return _markup("".join(parts))
 
@@ -322,16 +378,22 @@ def svg_pie(items: list[tuple[str, int]]) -> Any:
         sweep = 2 * math.pi * v / total
         colour = PALETTE[i % len(PALETTE)]
         if v == total:
-            parts.append(f'<circle cx="{cx}" cy="{cy}" r="{rad}" fill="{colour}"><title>{e(lab)}: {v}</title></circle>')
+            parts.append(
+                f'<circle cx="{cx}" cy="{cy}" r="{rad}" fill="{colour}"><title>{e(lab)}: {v}</title></circle>'
+            )
         else:
             x1, y1 = cx + rad * math.cos(angle), cy + rad * math.sin(angle)
             x2, y2 = cx + rad * math.cos(angle + sweep), cy + rad * math.sin(angle + sweep)
             large = 1 if sweep > math.pi else 0
-            parts.append(f'<path d="M{cx},{cy} L{x1:.1f},{y1:.1f} A{rad},{rad} 0 {large} 1 {x2:.1f},{y2:.1f} Z" '
-                         f'fill="{colour}"><title>{e(lab)}: {v}</title></path>')
+            parts.append(
+                f'<path d="M{cx},{cy} L{x1:.1f},{y1:.1f} A{rad},{rad} 0 {large} 1 {x2:.1f},{y2:.1f} Z" '
+                f'fill="{colour}"><title>{e(lab)}: {v}</title></path>'
+            )
         angle += sweep
-        parts.append(f'<rect x="240" y="{14 + i * 24}" width="14" height="14" fill="{colour}"/>'
-                     f'<text x="260" y="{26 + i * 24}">{e(lab)} {v}（{100 * v / total:.0f}%）</text>')
+        parts.append(
+            f'<rect x="240" y="{14 + i * 24}" width="14" height="14" fill="{colour}"/>'
+            f'<text x="260" y="{26 + i * 24}">{e(lab)} {v}（{100 * v / total:.0f}%）</text>'
+        )
     parts.append("</svg>")
     return _markup("".join(parts))
 

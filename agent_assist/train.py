@@ -40,9 +40,7 @@ def _featurize(rows: list[Example], pb: Phrasebook) -> tuple[list[str], np.ndarr
     return norm, feats
 
 
-def sample_weights(
-    tiers: list[str], domain: list[bool], domain_weight: float, balance: float
-) -> np.ndarray:
+def sample_weights(tiers: list[str], domain: list[bool], domain_weight: float, balance: float) -> np.ndarray:
     """Domain rows count ``domain_weight`` times; then rare tiers are up-weighted.
 
     ``balance`` 1 (the default, chosen on held-out training data) gives every tier the
@@ -75,7 +73,11 @@ def fit(
 
     norm, feats = _featurize(rows, pb)
     vec = TfidfVectorizer(
-        analyzer=functools.partial(char_ngrams, lo=1, hi=ngram_max), binary=True, min_df=2, max_features=max_features, dtype=np.float64
+        analyzer=functools.partial(char_ngrams, lo=1, hi=ngram_max),
+        binary=True,
+        min_df=2,
+        max_features=max_features,
+        dtype=np.float64,
     )
     x = sparse.hstack([vec.fit_transform(norm), sparse.csr_matrix(feats)]).tocsr()
     y = [r.tier for r in rows]

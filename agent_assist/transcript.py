@@ -130,8 +130,12 @@ def _group_long_rows(rows: Iterable[tuple[int, Mapping[str, Any]]], source: str)
             ordered = sorted(turns, key=lambda t: float(t[0]))
         except (TypeError, ValueError):
             bad = next(t[0] for t in turns if not _is_number(t[0]))
-            return Record(first_line, None, f"{source} row {first_line}: conversation {current!r} "
-                                            f"has a turn_index that is not a number: {bad!r}")
+            return Record(
+                first_line,
+                None,
+                f"{source} row {first_line}: conversation {current!r} "
+                f"has a turn_index that is not a number: {bad!r}",
+            )
         return Record(first_line, {"id": current, **meta, "turns": [t for _, t in ordered]})
 
     for line, row in rows:
