@@ -139,15 +139,18 @@ def _collect(
     chunk: list[tuple[int, Item]], fut: Future[list[dict[str, Any]]], bar: _Progress
 ) -> Iterator[QAResult]:
     try:
-        results = [QAResult.model_validate(d) for d in fut.result()]
+        dumped = fut.result()
     except Exception as e:  # noqa: BLE001 - a dead worker costs its chunk, marked, not the batch
-        results = [
-            error_result(
-                f"record {pos + 1}: worker failed: {type(e).__name__}: {e}",
-                line=item.line if isinstance(item, Record) else None,
-            )
-            for pos, item in chunk
-        ]
+        dumped = [e] * len(chunk)
+    results = []
+    for (pos, item), d in zip(chunk, dumped):
+        try:
+            if isinstance(d, Exception):
+                raise d
+            results.append(QAResult.model_validate(d))
+        except Exception as e:  # noqa: BLE001 - one record's failure stays that record's
+            line = item.line if isinstance(item, Record) else None
+            results.append(error_result(f"record {pos + 1}: worker failed: {type(e).__name__}: {e}", line=line))
     bar.tick(len(results))
     yield from results
 

@@ -20,7 +20,7 @@ from .errors import PhrasebookError
 from .phrasebook import Phrasebook, Tier, check_linear_regex, unique_ids
 from .results import build
 from .text import Normalized
-from .transcript import Record, Transcript, TranscriptError, parse_transcript
+from .transcript import Record, Transcript, TranscriptError, _no_surrogates, parse_transcript
 from .triage import Triage
 
 if TYPE_CHECKING:
@@ -269,7 +269,8 @@ class QAScorer:
                 transcript = parse_transcript(data, self.speakers, line=line)
             except TranscriptError as e:
                 ident = data.get("id") if isinstance(data, Mapping) else None
-                return error_result(str(e), line=line, id=str(ident) if ident is not None else None)
+                ident = _no_surrogates(str(ident)) if ident is not None else None
+                return error_result(str(e), line=line, id=ident)
         result = self.score(transcript, line=line)
         return self.redact_result(result, transcript) if redact else result
 

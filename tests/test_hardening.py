@@ -97,6 +97,23 @@ def test_huge_numbers_do_not_overflow(text):
     aa.extract_slots(text), aa.triage(text), aa.suggest(text), aa.detect_emotion(text)
 
 
+@pytest.mark.parametrize("workers", [None, 2])
+def test_lone_surrogates_anywhere_in_a_batch_cost_nothing(tmp_path, workers):
+    from agent_assist.batch import AtomicOutput
+
+    items = [{"id": "s\ud800", "turns": [{"speaker": "客户\udc80", "text": "气死\ud800了"}]},
+             {"id": "ok", "turns": [{"speaker": "客户", "text": "气死\ud800了"}, {"speaker": "客服", "text": "好\udfff"}]},
+             None] * 12
+    results = list(aa.score_transcripts(items, workers=workers))
+    assert len(results) == len(items)
+    assert [r.error is None for r in results[:3]] == [False, True, False]
+    for suffix in (".jsonl", ".csv", ".parquet"):
+        out = AtomicOutput(tmp_path / f"o{suffix}")
+        for r in results:
+            out.write(r)
+        out.commit()
+
+
 def test_template_syntax_in_customer_text_comes_back_literally():
     s = aa.suggest("你们的A3{{ 7*7 }}{% for x in range(3) %}坏了，等了{{ config }}天")
     joined = " ".join(r.text for r in s.replies)
