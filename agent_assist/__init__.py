@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import logging
 
-from .assistant import Assistant, check_reply, default_assistant, detect_emotion, detect_emotions
-from .assistant import extract_slots, mask_sensitive, redact, score_transcript, triage
+from .assistant import (
+    Assistant,
+    check_reply,
+    default_assistant,
+    detect_emotion,
+    detect_emotions,
+    extract_slots,
+    mask_sensitive,
+    redact,
+    score_transcript,
+    suggest,
+    triage,
+)
 from .batch import score_frame, score_transcripts
-from .qa import QAEvidence, QAItem, QAResult, TierPoint
-from .transcript import Record, Transcript, read_transcripts
 from .errors import AgentAssistError, ModelError, PhrasebookError
 from .minefields import MinefieldHit, ReplyCheck
 from .phrasebook import Phrasebook
+from .qa import QAEvidence, QAItem, QAResult, TierPoint
 from .results import EmotionResult, Evidence, Turn
 from .slots import Slots
 from .suggest import ReplyCandidate, Suggestion, WatchOut
-from .assistant import suggest
+from .transcript import Record, Transcript, read_transcripts
 from .triage import Deadlines, Triage
 
 __version__ = "0.1.0"

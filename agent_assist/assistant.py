@@ -21,13 +21,12 @@ from .minefields import MinefieldChecker, ReplyCheck, minefield_checker
 from .phrasebook import Phrasebook, _Lazy, bundled_models
 from .privacy import Redactor
 from .qa import QAResult, QAScorer
-from .transcript import Transcript
 from .results import EmotionResult, Turn
-from .text import check_text
 from .slots import SlotExtractor, Slots, slot_extractor
 from .suggest import Suggester, Suggestion, suggester
+from .text import check_text
+from .transcript import Transcript
 from .triage import Triage, Triager, triager
-
 
 DEFAULT_MAX_CHARS = 5000
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import signal
-import threading
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .analyze_cli import add_analyze_parser
 from .assistant import Assistant
 from .batch import AtomicOutput, score_transcripts
+from .errors import AgentAssistError
 from .report import Report
-from .analyze_cli import add_analyze_parser
 from .serve_cli import add_serve_parser
 from .suggest_cli import add_suggest_parser
 from .transcript import Record, read_transcripts
-from .errors import AgentAssistError
 
 _COLOURS = {"panic": "35", "anger": "31", "disappointment": "34", "indifference": "33", "calm": "32"}
 

@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import ahocorasick
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .patterns import RunSafeRegex
 from .errors import PhrasebookError
-from .phrasebook import Phrasebook, check_linear_regex, unique_ids
-from .results import Turn
+from .patterns import RunSafeRegex
+from .phrasebook import Phrasebook, StrictModel, check_linear_regex, unique_ids
+from .results import ResultModel, Turn
 from .text import Normalized, Normalizer
 
 if sys.version_info >= (3, 11):
@@ -81,9 +81,6 @@ _MAX_REWRITE_ROUNDS = 3
 # --- phrasebook schema ---------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 def _nonblank(v: list[str]) -> list[str]:
     for t in v:
@@ -100,7 +97,7 @@ def _linear_all(v: list[str]) -> list[str]:
     return v
 
 
-class KindSpec(_Strict):
+class KindSpec(StrictModel):
     """What one minefield is, why it hurts, and the default safer wording."""
 
     severity: Severity = Field(description="low, medium or high.")
@@ -120,7 +117,7 @@ class KindSpec(_Strict):
         return v
 
 
-class Words(_Strict):
+class Words(StrictModel):
     """Context words: plain ``terms`` and finite ``patterns`` (expanded on load)."""
 
     terms: list[str] = Field(default_factory=list)
@@ -142,7 +139,7 @@ class Negation(Words):
     )
 
 
-class ConcreteTime(_Strict):
+class ConcreteTime(StrictModel):
     """Regexes for a concrete time (2小时内, 今天18点前)."""
 
     patterns: list[str] = Field(min_length=1)
@@ -153,7 +150,7 @@ class ConcreteTime(_Strict):
     _p = field_validator("patterns")(_linear_all)
 
 
-class CompensationRequest(_Strict):
+class CompensationRequest(StrictModel):
     """How a customer asks for compensation, and how they refuse it (我不要补偿)."""
 
     terms: list[str] = Field(min_length=1)
@@ -164,7 +161,7 @@ class CompensationRequest(_Strict):
     _t = field_validator("terms", "refusals", "blockers")(_nonblank)
 
 
-class Conditions(_Strict):
+class Conditions(StrictModel):
     """Data behind the named context conditions (see the module docstring)."""
 
     negation: Negation
@@ -176,7 +173,7 @@ class Conditions(_Strict):
     compensation_request: CompensationRequest
 
 
-class Rule(_Strict):
+class Rule(StrictModel):
     """One family of risky phrasings of one kind."""
 
     id: str = Field(description="Unique id, reported with each hit, e.g. 'blame.disown'.")
@@ -207,7 +204,7 @@ class Rule(_Strict):
         return self
 
 
-class MinefieldBook(_Strict):
+class MinefieldBook(StrictModel):
     """``minefields.yaml``: kinds, context-condition data and rules."""
 
     version: int = 1
@@ -243,11 +240,8 @@ def check_minefield_book(path: Path, book: MinefieldBook) -> None:
 # --- result models -------------------------------------------------------------------------
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
-
-class MinefieldHit(_Result):
+class MinefieldHit(ResultModel):
     """One risky phrase in a reply, located in the caller's original string."""
 
     kind: Kind = Field(description="Which minefield, e.g. blame_shifting.")
@@ -260,7 +254,7 @@ class MinefieldHit(_Result):
     rule: str = Field(description="Id of the rule in minefields.yaml that fired.")
 
 
-class ReplyCheck(_Result):
+class ReplyCheck(ResultModel):
     """The verdict on one agent reply."""
 
     ok: bool = Field(description="True when there are no hits.")

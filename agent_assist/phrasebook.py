@@ -58,11 +58,14 @@ Feature = Literal[
 ]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every phrasebook schema: immutable, and an unknown key is an error."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CueGroup(_Strict):
+
+class CueGroup(StrictModel):
     """Words that signal one tier, with the weight each hit adds to the group's feature."""
 
     id: str = Field(description="Unique id, shown as the evidence's cue, e.g. 'anger.threat'.")
@@ -83,7 +86,7 @@ class CueGroup(_Strict):
         return v
 
 
-class PatternRule(_Strict):
+class PatternRule(StrictModel):
     """A regular expression for cues a word list cannot express (12 days, '!!!')."""
 
     id: str
@@ -99,7 +102,7 @@ class PatternRule(_Strict):
         return v
 
 
-class Negation(_Strict):
+class Negation(StrictModel):
     """Negators flip a cue that follows within ``scope`` characters (same clause)."""
 
     scope: int = Field(3, ge=0, le=8, description="Max characters between negator and cue.")
@@ -110,14 +113,14 @@ class Negation(_Strict):
     )
 
 
-class Intensifiers(_Strict):
+class Intensifiers(StrictModel):
     """Degree words multiplying the weight of the cue that follows."""
 
     scope: int = Field(2, ge=0, le=6)
     terms: dict[str, float] = Field(min_length=1)
 
 
-class EmotionBook(_Strict):
+class EmotionBook(StrictModel):
     """``emotion.yaml``: cue lexicon, modifiers, patterns and per-tier strategies."""
 
     version: int = 1

@@ -10,24 +10,21 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from .phrasebook import Phrasebook, check_linear_regex
+from .phrasebook import Phrasebook, StrictModel, check_linear_regex
 from .text import check_text
 
 _LOCAL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-")
 _DOMAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class EmailRule(_Strict):
+class EmailRule(StrictModel):
     keep_start: int = Field(1, ge=0, le=4)
 
 
-class PlateRule(_Strict):
+class PlateRule(StrictModel):
     regex: str
     keep_start: int = Field(2, ge=0, le=4)
 
@@ -38,7 +35,7 @@ class PlateRule(_Strict):
         return v
 
 
-class PrivacyBook(_Strict):
+class PrivacyBook(StrictModel):
     """``privacy.yaml``."""
 
     version: int = 1

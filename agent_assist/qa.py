@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import ahocorasick
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .patterns import RunSafeRegex
 from .errors import PhrasebookError
-from .phrasebook import Phrasebook, Tier, check_linear_regex, unique_ids
-from .results import build
+from .patterns import RunSafeRegex
+from .phrasebook import Phrasebook, StrictModel, Tier, check_linear_regex, unique_ids
+from .results import ResultModel, build
 from .text import Normalized
 from .transcript import Record, Transcript, TranscriptError, _no_surrogates, parse_transcript
 from .triage import Triage
@@ -38,11 +38,8 @@ _DECAY = {"calm": 0, "panic": 1, "anger": 2, "disappointment": 3, "indifference"
 # --- rubric schema -------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class RubricItem(_Strict):
+class RubricItem(StrictModel):
     """One line of the rubric: what is checked, what it is worth, and its data."""
 
     id: str
@@ -89,12 +86,12 @@ class RubricItem(_Strict):
         return self
 
 
-class Grade(_Strict):
+class Grade(StrictModel):
     min: float = Field(ge=0, le=100)
     grade: str
 
 
-class QABook(_Strict):
+class QABook(StrictModel):
     """``qa.yaml``."""
 
     version: int = 1
@@ -129,11 +126,8 @@ def _check_book(path: Path, book: QABook) -> None:
 # --- result models -------------------------------------------------------------------------
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
-
-class QAEvidence(_Result):
+class QAEvidence(ResultModel):
     """Where a rubric item was decided: a turn and the words in it."""
 
     turn: int = Field(description="Index of the turn in the transcript.")
@@ -143,7 +137,7 @@ class QAEvidence(_Result):
     note: str = Field(description="What this evidence shows, in Chinese.")
 
 
-class QAItem(_Result):
+class QAItem(ResultModel):
     """One rubric item's verdict."""
 
     id: str
@@ -155,7 +149,7 @@ class QAItem(_Result):
     evidence: list[QAEvidence] = Field(description="Turns and words behind the verdict.")
 
 
-class TierPoint(_Result):
+class TierPoint(ResultModel):
     """The customer's emotion in one customer turn."""
 
     turn: int
@@ -163,7 +157,7 @@ class TierPoint(_Result):
     intensity: float
 
 
-class QAResult(_Result):
+class QAResult(ResultModel):
     """The score of one transcript, or the reason it could not be scored (``error``)."""
 
     id: str | None = Field(description="Transcript id (None if it could not be read).")

@@ -9,8 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 Tier = Literal["calm", "panic", "anger", "disappointment", "indifference"]
 
 
-class _Result(BaseModel):
+class ResultModel(BaseModel):
+    """Base of every result the library returns: immutable."""
+
     model_config = ConfigDict(frozen=True)
+
 
 
 R = TypeVar("R", bound=BaseModel)
@@ -43,7 +46,7 @@ def build(cls: type[R], **values: Any) -> R:
     return obj
 
 
-class Evidence(_Result):
+class Evidence(ResultModel):
     """One piece of text that moved a result, located in the caller's original string."""
 
     start: int = Field(description="Offset of the first character in the original input.")
@@ -58,7 +61,7 @@ class Evidence(_Result):
     weight: float = Field(description="Weight after intensifiers and negation.")
 
 
-class EmotionResult(_Result):
+class EmotionResult(ResultModel):
     """How a customer feels in one message.
 
     ``scores`` always has the five tiers as keys and sums to 1; ``tier`` is the highest.
@@ -72,7 +75,7 @@ class EmotionResult(_Result):
     error: str | None = Field(None, description="Set, in a batch, when the item was not a string.")
 
 
-class Turn(_Result):
+class Turn(ResultModel):
     """One turn of a conversation."""
 
     speaker: Literal["customer", "agent"] = Field(description="Who spoke.")

@@ -34,8 +34,8 @@ import ahocorasick
 from pydantic import Field, field_validator
 
 from .errors import PhrasebookError
-from .phrasebook import Phrasebook, _Strict, check_linear_regex, unique_ids
-from .results import _Result, build
+from .phrasebook import Phrasebook, StrictModel, check_linear_regex, unique_ids
+from .results import ResultModel, build
 from .text import Normalized, Normalizer, check_text
 
 OrderKind = Literal["order", "ticket", "tracking", "unknown"]
@@ -44,7 +44,7 @@ OrderKind = Literal["order", "ticket", "tracking", "unknown"]
 # --- schema of slots.yaml and products.yaml ------------------------------------------------
 
 
-class _Book(_Strict):
+class _Book(StrictModel):
     """Shared validators: word lists have no blank words, regexes are linear-time."""
 
     @field_validator(
@@ -90,7 +90,7 @@ class OrderShape(_Book):
     regex: str = Field(description="Regex a whole ASCII token must match.")
 
 
-class OrderRules(_Strict):
+class OrderRules(StrictModel):
     contexts: list[OrderContext] = Field(default_factory=list)
     gap: int = Field(3, ge=0, le=10, description="Max characters between keyword and number.")
     joiners: str = Field(" :#", description="The only characters allowed in that gap.")
@@ -132,7 +132,7 @@ def _currencies(v: dict[str, str]) -> dict[str, str]:
     return v
 
 
-class AmountRules(_Strict):
+class AmountRules(StrictModel):
     prefixes: dict[str, str] = Field(
         default_factory=dict, description="Symbol before the number -> currency."
     )
@@ -145,7 +145,7 @@ class AmountRules(_Strict):
         return _currencies(v)
 
 
-class DateRules(_Strict):
+class DateRules(StrictModel):
     relative: dict[str, int] = Field(default_factory=dict, description="Day words -> days from today.")
     not_after_day: str = Field("", description="Characters after N号 that make it no date.")
 
@@ -166,7 +166,7 @@ class SensitiveContext(_Book):
     terms: list[str] = Field(min_length=1)
 
 
-class SlotsBook(_Strict):
+class SlotsBook(StrictModel):
     """``slots.yaml``: the rules of slot extraction."""
 
     version: int = 1
@@ -186,7 +186,7 @@ class Product(_Book):
     aliases: list[str] = Field(default_factory=list, description="What customers write; the name counts too.")
 
 
-class ProductsBook(_Strict):
+class ProductsBook(StrictModel):
     """``products.yaml``: the company's own product list."""
 
     version: int = 1
@@ -208,7 +208,7 @@ def _check_products(path: Path, book: ProductsBook) -> None:
 # --- result models ------------------------------------------------------------------------
 
 
-class _Item(_Result):
+class _Item(ResultModel):
     start: int = Field(description="Offset of the first character in the original input.")
     end: int = Field(description="Offset one past the last character; text == input[start:end].")
     text: str = Field(description="The original characters, exactly as given.")
@@ -266,7 +266,7 @@ class DateSlot(_Item):
     offset_days: int | None = Field(None, description="For 昨天 / 前天 …: days relative to the message date.")
 
 
-class SensitiveSlot(_Result):
+class SensitiveSlot(ResultModel):
     """A personal number. Its digits are never stored: only the masked form is."""
 
     start: int = Field(description="Offset of the first character in the original input.")
@@ -276,7 +276,7 @@ class SensitiveSlot(_Result):
     rule: str = Field(description="The sensitive rule id, or 'context:<keyword>'.")
 
 
-class Slots(_Result):
+class Slots(ResultModel):
     """The facts found in one message, each located in the original string."""
 
     products: list[ProductSlot] = Field(description="Products, model codes and product words.")

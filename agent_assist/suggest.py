@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from .errors import PhrasebookError
 from .minefields import Kind, MinefieldBook, check_minefield_book
-from .phrasebook import TIERS, Phrasebook, Tier, _line_of, _read_pairs, _Strict, check_linear_regex
-from .results import EmotionResult, Turn, build
+from .phrasebook import TIERS, Phrasebook, StrictModel, Tier, _line_of, _read_pairs, check_linear_regex
+from .results import EmotionResult, ResultModel, Turn, build
 from .slots import Slots, SlotsBook, _check_slots
 from .triage import Nature, Triage, TriageBook, _check_triage
 
@@ -98,7 +98,7 @@ _CN_DIGITS = "零一二三四五六七八九"
 # --- schema of replies.yaml -------------------------------------------------------------------
 
 
-class When(_Strict):
+class When(StrictModel):
     """Conditions a situation must meet for a template to fit; omitted ones always hold."""
 
     tiers: list[Tier] | None = Field(default=None, description="Emotion tiers it serves.")
@@ -124,7 +124,7 @@ class When(_Strict):
         return n
 
 
-class TemplateSpec(_Strict):
+class TemplateSpec(StrictModel):
     """One wording of one step."""
 
     id: str = Field(description="Unique id, reported in ReplyCandidate.template_ids.")
@@ -133,7 +133,7 @@ class TemplateSpec(_Strict):
     text: str = Field(min_length=1, description="jinja2 template (sandboxed).")
 
 
-class Subject(_Strict):
+class Subject(StrictModel):
     """What one kind of complaint is about: restated problem, topic, action, safety step."""
 
     id: str
@@ -146,7 +146,7 @@ class Subject(_Strict):
     safety_step: str | None = None
 
 
-class Symptoms(_Strict):
+class Symptoms(StrictModel):
     """Symptom words the restated problem may quote, unless negated or hypothetical."""
 
     window: int = Field(3, ge=0, le=8, description="Characters before a symptom searched for not_after.")
@@ -154,14 +154,14 @@ class Symptoms(_Strict):
     terms: list[str] = Field(default_factory=list)
 
 
-class Deadlines(_Strict):
+class Deadlines(StrictModel):
     """Which deadline of the triage table each register commits to (``commit_within``)."""
 
     normal: Literal["acknowledge", "first_solution", "final"] = "first_solution"
     escalated: Literal["acknowledge", "first_solution", "final"] = "acknowledge"
 
 
-class WatchOutSpec(_Strict):
+class WatchOutSpec(StrictModel):
     max: int = Field(4, ge=1, le=11)
     tiers: dict[Tier, list[Kind]] = Field(default_factory=dict)
     safety: list[Kind] = Field(default_factory=list)
@@ -170,7 +170,7 @@ class WatchOutSpec(_Strict):
     natures: dict[Nature, list[Kind]] = Field(default_factory=dict)
 
 
-class RepliesBook(_Strict):
+class RepliesBook(StrictModel):
     """``replies.yaml``: the wording of reply suggestions."""
 
     version: int = 1
@@ -341,11 +341,8 @@ def check_replies(path: Path, book: RepliesBook) -> None:
 # --- result models --------------------------------------------------------------------------
 
 
-class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
-
-class WatchOut(_Result):
+class WatchOut(ResultModel):
     """A minefield the agent is most likely to step on in this situation."""
 
     kind: Kind = Field(description="The minefield kind, as in check_reply hits (blame_shifting …).")
@@ -353,7 +350,7 @@ class WatchOut(_Result):
     principle: str = Field(description="Why it hurts, in one Chinese sentence (minefields.yaml).")
 
 
-class ReplyCandidate(_Result):
+class ReplyCandidate(ResultModel):
     """One suggested reply: the three steps, the joined text, and the templates behind it."""
 
     text: str = Field(description="The whole reply: listen_confirm + empathize + solution.")
@@ -367,7 +364,7 @@ class ReplyCandidate(_Result):
     template_ids: list[str] = Field(description="Ids of the templates and subject entry used, in order.")
 
 
-class Suggestion(_Result):
+class Suggestion(ResultModel):
     """What to say to one customer message, and why."""
 
     emotion: EmotionResult = Field(description="The customer's emotion in this message.")

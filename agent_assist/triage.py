@@ -35,8 +35,8 @@ import ahocorasick
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from .errors import PhrasebookError
-from .phrasebook import Phrasebook, Tier, _Strict, check_linear_regex, unique_ids
-from .results import EmotionResult, Turn, _Result, build
+from .phrasebook import Phrasebook, StrictModel, Tier, check_linear_regex, unique_ids
+from .results import EmotionResult, ResultModel, Turn, build
 from .text import Normalized, Normalizer, check_text
 
 Nature = Literal["compensation", "process", "cognition"]
@@ -86,7 +86,7 @@ Term = Annotated[str, AfterValidator(_term)]
 Regex = Annotated[str, AfterValidator(_regex)]
 
 
-class _Cues(_Strict):
+class _Cues(StrictModel):
     """Words and patterns that vote for one value of one dimension."""
 
     id: str = Field(description="Unique id, shown in the evidence's cue, e.g. 'severity.injury'.")
@@ -105,7 +105,7 @@ class Subcategory(_Cues):
     severity: Severity = Field("low", description="Baseline severity when it wins.")
 
 
-class Category(_Strict):
+class Category(StrictModel):
     """A complaint category: its own general words and its subcategories."""
 
     id: str
@@ -123,7 +123,7 @@ class Category(_Strict):
         return self
 
 
-class Fallback(_Strict):
+class Fallback(StrictModel):
     category: str
     subcategory: str
 
@@ -132,7 +132,7 @@ class NatureCues(_Cues):
     nature: Nature
 
 
-class NatureSection(_Strict):
+class NatureSection(StrictModel):
     prior: float = Field(1.0, ge=0, le=5, description="Vote of the winning subcategory's nature.")
     groups: list[NatureCues] = Field(default_factory=list)
 
@@ -142,7 +142,7 @@ class SeverityCues(_Cues):
     safety: bool = Field(False, description="A hit makes the complaint safety-related.")
 
 
-class SeveritySection(_Strict):
+class SeveritySection(StrictModel):
     default: Severity = "low"
     groups: list[SeverityCues] = Field(default_factory=list)
 
@@ -151,7 +151,7 @@ class UrgencyCues(_Cues):
     urgency: Urgency
 
 
-class EmotionRule(_Strict):
+class EmotionRule(StrictModel):
     """Urgency implied by the customer's emotion tier at or above an intensity."""
 
     tier: Tier
@@ -159,14 +159,14 @@ class EmotionRule(_Strict):
     urgency: Urgency
 
 
-class EmotionCueRule(_Strict):
+class EmotionCueRule(StrictModel):
     """Urgency implied by emotion evidence whose cue id starts with ``cue`` (e.g. 'wait.')."""
 
     cue: str = Field(min_length=1)
     urgency: Urgency
 
 
-class UrgencySection(_Strict):
+class UrgencySection(StrictModel):
     default: Urgency = "low"
     safety: Urgency = Field("high", description="Urgency of a safety-related complaint.")
     emotion: list[EmotionRule] = Field(default_factory=list, description="First match counts.")
@@ -178,12 +178,12 @@ class ScopeCues(_Cues):
     scope: Scope
 
 
-class ScopeSection(_Strict):
+class ScopeSection(StrictModel):
     default: Scope = "single"
     groups: list[ScopeCues] = Field(default_factory=list)
 
 
-class LevelRule(_Strict):
+class LevelRule(StrictModel):
     """``level`` applies when every given condition holds (a list: any of its values)."""
 
     id: str
@@ -195,12 +195,12 @@ class LevelRule(_Strict):
     category: list[str] | None = None
 
 
-class LevelSection(_Strict):
+class LevelSection(StrictModel):
     default: Level = "P4"
     rules: list[LevelRule] = Field(default_factory=list, description="Tried in order.")
 
 
-class DeadlineRow(_Strict):
+class DeadlineRow(StrictModel):
     """Response times; a row under ``levels`` or ``safety`` may give only some of them."""
 
     acknowledge: Duration | None = None
@@ -216,13 +216,13 @@ class FullDeadlineRow(DeadlineRow):
     follow_up: Duration
 
 
-class DeadlineTable(_Strict):
+class DeadlineTable(StrictModel):
     default: FullDeadlineRow
     levels: dict[Level, DeadlineRow] = Field(default_factory=dict)
     safety: DeadlineRow | None = None
 
 
-class TriageBook(_Strict):
+class TriageBook(StrictModel):
     """``triage.yaml``: categories, nature cues, grading cues, level rules and deadlines."""
 
     version: int = 1
@@ -268,7 +268,7 @@ def _check_triage(path: Path, book: TriageBook) -> None:
 # --- result models ----------------------------------------------------------------------
 
 
-class TriageEvidence(_Result):
+class TriageEvidence(ResultModel):
     """One span that voted for a triage label, located in the caller's original string."""
 
     start: int = Field(description="Offset of the first character (in the message, or in history[turn]).")
@@ -283,7 +283,7 @@ class TriageEvidence(_Result):
     turn: int | None = Field(None, description="None: the message itself; else the index into history.")
 
 
-class Deadlines(_Result):
+class Deadlines(ResultModel):
     """Response deadlines. Durations count from receipt, except ``follow_up`` (from the final result)."""
 
     basis: str = Field(description="Which table rows applied: the level, plus '+safety' when safety-related.")
@@ -299,7 +299,7 @@ class Deadlines(_Result):
     follow_up_by: datetime | None = Field(None, description="final_by + follow_up, when `now` was given.")
 
 
-class Triage(_Result):
+class Triage(ResultModel):
     """Category, nature, grading, priority level and deadlines of one complaint, with evidence."""
 
     category: str = Field(description="Category id from triage.yaml: product_quality, service, delivery, ...")
