@@ -24,6 +24,7 @@ from .assistant import (
 )
 from .batch import score_frame, score_transcripts
 from .errors import AgentAssistError, ModelError, PhrasebookError
+from .filebatch import BatchSummary, score_file
 from .minefields import MinefieldHit, ReplyCheck
 from .phrasebook import Phrasebook
 from .qa import QAEvidence, QAItem, QAResult, TierPoint
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AgentAssistError",
     "Assistant",
+    "BatchSummary",
     "Deadlines",
     "EmotionResult",
     "Evidence",
@@ -67,6 +69,7 @@ __all__ = [
     "mask_sensitive",
     "read_transcripts",
     "redact",
+    "score_file",
     "score_frame",
     "score_transcript",
     "score_transcripts",

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from .emotion import EmotionDetector
 from .emotion_model import EmotionModel
-from .minefields import MinefieldChecker, ReplyCheck, minefield_checker
+from .minefields import MinefieldChecker, MinefieldHit, ReplyCheck, minefield_checker
 from .phrasebook import Phrasebook, _Lazy, bundled_models
 from .privacy import Redactor
 from .qa import QAResult, QAScorer
@@ -113,6 +113,14 @@ class Assistant:
                 self.minefields.check(reply[: self.max_chars], customer_text=customer_text, history=history)
             )
         return self.minefields.check(reply, customer_text=customer_text, history=history)
+
+    def _reply_hits(
+        self, reply: str, customer_text: str | None, history: Sequence[Turn | Mapping[str, Any]]
+    ) -> list[MinefieldHit]:
+        """:meth:`check_reply`'s hits alone, for QA scoring (which has no use for the rewrite)."""
+        if customer_text is not None:
+            customer_text = customer_text[: self.max_chars]
+        return self.minefields.hits(reply[: self.max_chars], customer_text=customer_text, history=history)
 
     @property
     def triager(self) -> Triager:

@@ -7,8 +7,6 @@ because at most a few chunks per worker are in flight at any time.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from collections import deque
@@ -17,8 +15,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .output import FLAT_COLUMNS, flat_row
 from .qa import QAResult, error_result
-from .results import to_json
 from .transcript import Record, Transcript
 
 Item = Record | Transcript | Mapping[str, Any]
@@ -40,8 +38,14 @@ def _safe_score(scorer: Any, item: Item, pos: int, redact: bool = False) -> QARe
     try:
         return scorer.score_record(item, redact=redact)  # type: ignore[no-any-return]
     except Exception as e:  # noqa: BLE001 - one bad record must not stop the batch
-        line = item.line if isinstance(item, Record) else None
-        return error_result(f"record {pos + 1}: internal error {type(e).__name__}: {e}", line=line)
+        return failed(item, pos, f"internal error {type(e).__name__}: {e}")
+
+
+def failed(item: Item, pos: int | None, why: str) -> QAResult:
+    """An error result for ``item``, located by its input line when known, else its position."""
+    line = item.line if isinstance(item, Record) else None
+    where = f"line {line}" if line is not None else f"record {(pos or 0) + 1}"
+    return error_result(f"{where}: {why}", line=line)
 
 
 def _init_worker(phrasebooks: str | None) -> None:
@@ -149,141 +153,9 @@ def _collect(
                 raise d
             results.append(QAResult.model_validate(d))
         except Exception as e:  # noqa: BLE001 - one record's failure stays that record's
-            line = item.line if isinstance(item, Record) else None
-            results.append(error_result(f"record {pos + 1}: worker failed: {type(e).__name__}: {e}", line=line))
+            results.append(failed(item, pos, f"worker failed: {type(e).__name__}: {e}"))
     bar.tick(len(results))
     yield from results
-
-
-# --- flat rows (CSV, Parquet, DataFrames) --------------------------------------------------
-
-
-def flat_row(r: QAResult) -> dict[str, Any]:
-    """One result as a flat dict of scalars: for CSV, Parquet and DataFrames."""
-    t = r.triage
-    row: dict[str, Any] = {
-        "id": r.id,
-        "line": r.line,
-        "error": r.error,
-        "agent_id": r.agent_id,
-        "channel": r.channel,
-        "score": r.score,
-        "grade": r.grade,
-        "start_tier": r.start_tier,
-        "end_tier": r.end_tier,
-        "trajectory": ">".join(p.tier for p in r.trajectory),
-        "flags": ",".join(r.flags),
-        "category": t.category if t else None,
-        "subcategory": t.subcategory if t else None,
-        "nature": t.nature if t else None,
-        "level": t.level if t else None,
-        "safety": t.safety if t else None,
-        "talk_ratio": r.talk_ratio,
-        "first_response_seconds": r.first_response_seconds,
-        "turns": r.turns,
-        "failed_items": ",".join(it.id for it in r.items if it.passed is False),
-        "deductions": json.dumps(
-            [
-                {
-                    "item": it.id,
-                    "lost": it.points - it.earned,
-                    "evidence": [e.model_dump() for e in it.evidence],
-                }
-                for it in r.items
-                if it.passed is False
-            ],
-            ensure_ascii=False,
-        ),
-    }
-    return row
-
-
-# --- writing output atomically -------------------------------------------------------------
-
-
-class AtomicOutput:
-    """Write results to ``path`` through a temporary file renamed into place at the end.
-
-    Until :meth:`commit`, nothing exists under the final name, so an interrupted run never
-    leaves a half-written file that looks complete.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.suffix = self.path.suffix.lower()
-        if self.suffix not in (".jsonl", ".csv", ".parquet"):
-            raise ValueError(
-                f"{self.path}: unknown output format {self.suffix!r} (use .jsonl, .csv or .parquet)"
-            )
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        self._rows: list[dict[str, Any]] = []
-        self._writer: Any = None
-        if self.suffix == ".parquet":
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
-                raise ValueError(
-                    "writing Parquet needs pyarrow: pip install 'agent_assist[parquet]'"
-                ) from None
-        # backslashreplace: a lone surrogate in an id must not kill a million-line run.
-        self._file = (
-            None
-            if self.suffix == ".parquet"
-            else self.tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="")
-        )
-        self._csv: Any = None
-
-    def write(self, r: QAResult) -> None:
-        if self.suffix == ".jsonl":
-            assert self._file is not None
-            self._file.write(to_json(r) + "\n")
-        elif self.suffix == ".csv":
-            import csv
-
-            row = flat_row(r)
-            if self._csv is None:
-                self._csv = csv.DictWriter(self._file, fieldnames=list(row))  # type: ignore[arg-type]
-                self._csv.writeheader()
-            self._csv.writerow(row)
-        else:
-            self._rows.append(flat_row(r))
-            if len(self._rows) >= 4096:
-                self._flush_parquet()
-
-    def _flush_parquet(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if not self._rows:
-            return
-        table = pa.Table.from_pylist(self._rows, schema=self._writer.schema if self._writer else None)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.tmp, table.schema)
-        self._writer.write_table(table)
-        self._rows = []
-
-    def commit(self) -> None:
-        if self.suffix == ".parquet":
-            self._flush_parquet()
-            if self._writer is None:  # no rows at all: still write a valid, empty file
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                pq.write_table(pa.table({"id": pa.array([], pa.string())}), self.tmp)
-            else:
-                self._writer.close()
-        elif self._file is not None:
-            self._file.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        try:
-            if self._writer is not None:
-                self._writer.close()
-            if self._file is not None:
-                self._file.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
 
 
 def score_frame(df: Any, *, phrasebooks: str | Path | None = None) -> Any:
@@ -304,8 +176,6 @@ def score_frame(df: Any, *, phrasebooks: str | Path | None = None) -> Any:
     out = [flat_row(r) for r in score_transcripts(records, phrasebooks=phrasebooks)]
     return pd.DataFrame(out, columns=list(FLAT_COLUMNS))
 
-
-FLAT_COLUMNS = tuple(flat_row(QAResult(id=None)).keys())
 
 _NUMERIC = {
     "line": "bigint",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import signal
 import sys
@@ -13,12 +12,10 @@ from pathlib import Path
 
 from .analyze_cli import add_analyze_parser
 from .assistant import Assistant
-from .batch import AtomicOutput, score_transcripts
 from .errors import AgentAssistError
-from .report import Report
+from .filebatch import score_file
 from .serve_cli import add_serve_parser
 from .suggest_cli import add_suggest_parser
-from .transcript import Record, read_transcripts
 
 _COLOURS = {"panic": "35", "anger": "31", "disappointment": "34", "indifference": "33", "calm": "32"}
 
@@ -63,7 +60,9 @@ def cmd_emotion(args: argparse.Namespace, assistant: Assistant) -> int:
             print(json.dumps({"text": text, **r.model_dump()}, ensure_ascii=False))
             continue
         tier = f"\x1b[{_COLOURS[r.tier]}m{r.tier}\x1b[0m" if colour else r.tier
-        print(f"{tier:<15} {r.intensity:.2f}  {_highlight(text, [(e.start, e.end) for e in r.evidence], colour)}")
+        print(
+            f"{tier:<15} {r.intensity:.2f}  {_highlight(text, [(e.start, e.end) for e in r.evidence], colour)}"
+        )
         for e in r.evidence:
             print(f"    [{e.start}:{e.end}] {e.text}  {e.rule} {e.cue} → {e.tier} ({e.weight:g})")
     return 0
@@ -105,61 +104,31 @@ def cmd_check(args: argparse.Namespace, assistant: Assistant) -> int:
     return 1
 
 
-def _texts(record: Record) -> list[str] | None:
-    turns = record.data.get("turns") if isinstance(record.data, dict) else None
-    if not isinstance(turns, list):
-        return None
-    return [t.get("text") if isinstance(t, dict) and isinstance(t.get("text"), str) else "" for t in turns]
-
-
 def cmd_qa(args: argparse.Namespace, assistant: Assistant) -> int:
-    source = Path(args.input)
-    if not source.is_file():
-        print(f"agent-assist qa: cannot read {source}", file=sys.stderr)
-        return 2
     try:
-        records = read_transcripts(source)
-        out = AtomicOutput(args.output)
-    except (ValueError, OSError) as e:
-        print(f"agent-assist qa: {e}", file=sys.stderr)
-        return 2
-    redact = not args.no_redact
-    report = Report(redact=assistant.redact if redact else None) if args.report else None
-    mine, theirs = itertools.tee(records)
-    count = errors = 0
-    total = 0.0
-    worst: list[tuple[float, str]] = []
-    try:
-        results = score_transcripts(
-            theirs, workers=args.workers, progress=sys.stderr.isatty(), phrasebooks=args.phrasebooks, redact=redact
+        summary = score_file(
+            args.input,
+            args.output,
+            workers=args.workers,
+            redact=not args.no_redact,
+            report=args.report,
+            phrasebooks=args.phrasebooks,
+            progress=sys.stderr.isatty(),
         )
-        for record, r in zip(mine, results):
-            out.write(r)
-            count += 1
-            if r.error is not None:
-                errors += 1
-            else:
-                total += r.score or 0.0
-                worst.append((r.score or 0.0, r.id or "?"))
-                worst = sorted(worst)[:5]
-            if report is not None:
-                report.add(r, _texts(record))
-        out.commit()
-    except ValueError as e:  # unreadable input discovered while streaming (missing columns …)
-        out.abort()
+    except (ValueError, OSError) as e:  # unreadable input (also found while streaming) or output
         print(f"agent-assist qa: {e}", file=sys.stderr)
         return 2
-    except BaseException:
-        out.abort()
-        raise
-    if report is not None:
-        report.write(args.report)
-    scored = count - errors
-    print(f"scored {scored} of {count} transcripts ({errors} could not be scored) -> {args.output}")
-    if scored:
-        print(f"mean score {total / scored:.1f}; lowest: " + ", ".join(f"{i} ({s:g})" for s, i in worst))
-    if report is not None:
-        print(f"report: {args.report}")
+    scored = summary.count - summary.errors
+    print(
+        f"scored {scored} of {summary.count} transcripts ({summary.errors} could not be scored) -> {args.output}"
+    )
+    if summary.mean_score is not None:
+        print(
+            f"mean score {summary.mean_score:.1f}; lowest: "
+            + ", ".join(f"{i} ({s:g})" for i, s in summary.lowest)
+        )
+    if summary.report is not None:
+        print(f"report: {summary.report}")
     return 0
 
 
@@ -168,13 +137,17 @@ def cmd_validate(args: argparse.Namespace, assistant: Assistant) -> int:
     checked = Assistant(directory)
     checked.validate()  # a PhrasebookError is reported by main() with file, key and line
     own = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
-    print(f"ok: {directory} is a valid phrasebook directory ({len(own)} file(s) of its own: "
-          f"{', '.join(own) or 'none'}; the rest from the bundled defaults)")
+    print(
+        f"ok: {directory} is a valid phrasebook directory ({len(own)} file(s) of its own: "
+        f"{', '.join(own) or 'none'}; the rest from the bundled defaults)"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="agent-assist", description="Customer-service assistant for Chinese complaints.")
+    p = argparse.ArgumentParser(
+        prog="agent-assist", description="Customer-service assistant for Chinese complaints."
+    )
     p.add_argument("--phrasebooks", help="your own phrasebook directory (default: bundled)")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("emotion", help="emotion tier of customer messages, with evidence")
@@ -195,8 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", required=True, help="results: .jsonl, .csv or .parquet")
     q.add_argument("--report", help="also write a self-contained HTML report here")
     q.add_argument("--workers", type=int, default=None, help="processes to use (default 1)")
-    q.add_argument("--no-redact", action="store_true",
-                   help="keep phone/ID/card numbers, e-mails and plates in the output and report")
+    q.add_argument(
+        "--no-redact",
+        action="store_true",
+        help="keep phone/ID/card numbers, e-mails and plates in the output and report",
+    )
     q.set_defaults(run=cmd_qa)
     add_analyze_parser(sub)
     add_suggest_parser(sub)

@@ -44,7 +44,7 @@ from pydantic import Field, field_validator, model_validator
 from .errors import PhrasebookError
 from .patterns import RunSafeRegex
 from .phrasebook import Phrasebook, StrictModel, check_linear_regex, unique_ids
-from .results import ResultModel, Turn
+from .results import ResultModel, Turn, build
 from .text import Normalized, Normalizer
 
 if sys.version_info >= (3, 11):
@@ -55,19 +55,41 @@ else:  # pragma: no cover - Python 3.10
     import sre_parse as _sre
 
 Kind = Literal[
-    "blame_shifting", "lecturing", "over_promising", "arguing", "dismissing_feelings",
-    "blaming_customer", "perfunctory", "premature_compensation", "pressuring", "impatience",
+    "blame_shifting",
+    "lecturing",
+    "over_promising",
+    "arguing",
+    "dismissing_feelings",
+    "blaming_customer",
+    "perfunctory",
+    "premature_compensation",
+    "pressuring",
+    "impatience",
     "badmouthing",
 ]
 KINDS: tuple[str, ...] = (
-    "blame_shifting", "lecturing", "over_promising", "arguing", "dismissing_feelings",
-    "blaming_customer", "perfunctory", "premature_compensation", "pressuring", "impatience",
+    "blame_shifting",
+    "lecturing",
+    "over_promising",
+    "arguing",
+    "dismissing_feelings",
+    "blaming_customer",
+    "perfunctory",
+    "premature_compensation",
+    "pressuring",
+    "impatience",
     "badmouthing",
 )
 Severity = Literal["low", "medium", "high"]
 Condition = Literal[
-    "negated", "hedged", "concrete_time", "ownership", "real_help", "reassured",
-    "customer_asked", "not_whole_answer",
+    "negated",
+    "hedged",
+    "concrete_time",
+    "ownership",
+    "real_help",
+    "reassured",
+    "customer_asked",
+    "not_whole_answer",
 ]
 
 _DEFAULT_UNLESS: tuple[Condition, ...] = ("negated",)
@@ -79,7 +101,6 @@ _MAX_REWRITE_ROUNDS = 3
 
 
 # --- phrasebook schema ---------------------------------------------------------------------
-
 
 
 def _nonblank(v: list[str]) -> list[str]:
@@ -238,7 +259,6 @@ def check_minefield_book(path: Path, book: MinefieldBook) -> None:
 
 
 # --- result models -------------------------------------------------------------------------
-
 
 
 class MinefieldHit(ResultModel):
@@ -563,7 +583,8 @@ class MinefieldChecker:
             call = _Call(self, norm, None)
             # A whole-answer phrase (好的) only counts where it is a whole clause.
             found = [
-                (s, e, ri) for s, e, ri in call.candidates()
+                (s, e, ri)
+                for s, e, ri in call.candidates()
                 if whole not in self._rules[ri].unless or call.clause(s, e) == (s, e)
             ]
             if found:
@@ -597,6 +618,38 @@ class MinefieldChecker:
         history: Sequence[Turn | Mapping[str, Any]] | None = None,
     ) -> ReplyCheck:
         """See :func:`agent_assist.check_reply`."""
+        norm, found, call, customer = self._find(reply, customer_text, history)
+        if not found:
+            return build(ReplyCheck, ok=True, hits=[], suggested_reply=reply)
+        trad = self._traditional(reply)
+        hits = [self._hit(norm, h, trad) for h in found]
+        return build(
+            ReplyCheck,
+            ok=False,
+            hits=hits,
+            suggested_reply=self._suggest(norm, found, call, customer, trad),
+        )
+
+    def hits(
+        self,
+        reply: str,
+        *,
+        customer_text: str | None = None,
+        history: Sequence[Turn | Mapping[str, Any]] | None = None,
+    ) -> list[MinefieldHit]:
+        """The hits of :meth:`check` without the suggested reply (QA scoring needs no rewrite)."""
+        norm, found, _, _ = self._find(reply, customer_text, history)
+        if not found:
+            return []
+        trad = self._traditional(reply)
+        return [self._hit(norm, h, trad) for h in found]
+
+    def _find(
+        self,
+        reply: str,
+        customer_text: str | None,
+        history: Sequence[Turn | Mapping[str, Any]] | None,
+    ) -> tuple[Normalized, list[_Found], _Call, _CustomerSide]:
         if not isinstance(reply, str):
             raise TypeError(f"reply must be str, not {type(reply).__name__}")
         if customer_text is not None and not isinstance(customer_text, str):
@@ -604,21 +657,13 @@ class MinefieldChecker:
         customer = _CustomerSide(self, customer_text, history)
         norm = self._normalize(reply)
         call = _Call(self, norm, customer)
-        found = call.hits()
-        if not found:
-            return ReplyCheck.model_construct(ok=True, hits=[], suggested_reply=reply)
-        trad = self._traditional(reply)
-        hits = [self._hit(norm, h, trad) for h in found]
-        return ReplyCheck.model_construct(
-            ok=False,
-            hits=hits,
-            suggested_reply=self._suggest(norm, found, call, customer, trad),
-        )
+        return norm, call.hits(), call, customer
 
     def _hit(self, norm: Normalized, h: _Found, trad: bool) -> MinefieldHit:
         r = self._rules[h.rule]
         start, end = norm.span(h.start, h.end)
-        return MinefieldHit.model_construct(
+        return build(
+            MinefieldHit,
             kind=r.kind,
             start=start,
             end=end,
@@ -883,9 +928,7 @@ class _Call:
         rules = self.c._rules
         if cands and any(rules[ri].kind_index in self.c._exc_kinds for _, _, ri in cands):
             # Exceptions (不一定 for 一定, 赔礼道歉 for 赔): a small automaton of their own.
-            spans = [
-                (last + 1 - length, last + 1, kinds) for last, (length, kinds) in self.c._exc.iter(text)
-            ]
+            spans = [(last + 1 - length, last + 1, kinds) for last, (length, kinds) in self.c._exc.iter(text)]
             if spans:
                 by_kind: dict[int, list[tuple[int, int]]] = {}
                 for xs, xe, ks in spans:
@@ -893,7 +936,8 @@ class _Call:
                         by_kind.setdefault(k, []).append((xs, xe))
                 exc = {k: _Spans(v) for k, v in by_kind.items()}
                 cands[:] = [
-                    (s, e, ri) for s, e, ri in cands
+                    (s, e, ri)
+                    for s, e, ri in cands
                     if (x := exc.get(rules[ri].kind_index)) is None or not x.overlaps(s, e)
                 ]
         return cands

@@ -25,7 +25,7 @@ from .triage import Triage
 
 if TYPE_CHECKING:
     from .assistant import Assistant
-    from .minefields import ReplyCheck
+    from .minefields import MinefieldHit
     from .results import EmotionResult
 
 CheckKind = Literal[
@@ -197,7 +197,7 @@ class _Conversation:
         self.customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
         self.agent = [i for i, turn in enumerate(t.turns) if turn.speaker == "agent"]
         self.emotions: dict[int, EmotionResult] = {}
-        self.checks: dict[int, ReplyCheck] = {}
+        self.checks: dict[int, list[MinefieldHit]] = {}
         self.triage: Triage | None = None
         self.phrase_hits: dict[int, list[tuple[int, int, int]]] = {}  # item -> (turn, start, end)
         self.norms: dict[int, Normalized] = {}  # turn -> normalised text, made once
@@ -348,7 +348,7 @@ class QAScorer:
             if turn.speaker == "customer":
                 last_customer = turn.text
                 continue
-            conv.checks[i] = self._a.check_reply(turn.text, customer_text=last_customer, history=turns[:i])
+            conv.checks[i] = self._a._reply_hits(turn.text, last_customer, turns[:i])
             norm = conv.norms[i] = self._normalize(turn.text)
             for last, (length, idxs) in self._phrases.iter(norm.text):
                 start, end = norm.span(last + 1 - length, last + 1)
@@ -410,8 +410,8 @@ class QAScorer:
 
     def _check_minefield(self, conv: _Conversation, idx: int, item: RubricItem) -> _Check:
         evidence = []
-        for i, check in conv.checks.items():
-            for h in check.hits:
+        for i, hits in conv.checks.items():
+            for h in hits:
                 if h.kind == item.kind:
                     evidence.append(
                         _ev(conv, i, h.start, h.end, f"{item.name}：{h.principle} 建议：{h.rewrite}")

@@ -144,6 +144,59 @@ class Report:
         else:
             heapq.heapreplace(self._worst, item)
 
+    def merge(self, other: Report) -> None:
+        """Fold in a report of the records that came after this one's (e.g. a worker's block)."""
+        base = self.n
+        self.n += other.n
+        self.n_errors += other.n_errors
+        self.errors = (self.errors + other.errors)[:20]
+        self.scores += other.scores
+        self.bins = [a + b for a, b in zip(self.bins, other.bins)]
+        for mine, theirs in (
+            (self.start_end, other.start_end),
+            (self.turn_tiers, other.turn_tiers),
+            (self.mines, other.mines),
+            (self.categories, other.categories),
+            (self.flags, other.flags),
+            (self.cue_words, other.cue_words),
+        ):
+            mine.update(theirs)  # type: ignore[attr-defined]
+        for agent, counts in other.mines_by_agent.items():
+            self.mines_by_agent[agent].update(counts)
+        for agent, scores in other.agent_scores.items():
+            self.agent_scores[agent] += scores
+        self._merge_sample(other)
+        for key, n, entry in other._worst:
+            item = (key, base + n, entry)
+            if len(self._worst) < _WORST:
+                heapq.heappush(self._worst, item)
+            elif key > self._worst[0][0]:
+                heapq.heapreplace(self._worst, item)
+
+    def _merge_sample(self, other: Report) -> None:
+        # Two uniform samples of different populations: draw from each in proportion to the
+        # population it stands for, so the merged sample is (close to) uniform over both.
+        if self._seen_sentences + other._seen_sentences <= _SAMPLE:  # both whole: keep input order
+            self._sample += other._sample
+            self._seen_sentences += other._seen_sentences
+            return
+        ours, theirs = self._sample[:], other._sample[:]
+        self._rng.shuffle(ours)
+        self._rng.shuffle(theirs)
+        left_ours, left_theirs = self._seen_sentences, other._seen_sentences
+        merged: list[str] = []
+        while len(merged) < _SAMPLE and (ours or theirs):
+            take_ours = bool(ours) and (
+                not theirs or self._rng.random() * (left_ours + left_theirs) < left_ours
+            )
+            merged.append(ours.pop() if take_ours else theirs.pop())
+            if take_ours:
+                left_ours -= 1
+            else:
+                left_theirs -= 1
+        self._sample = merged
+        self._seen_sentences += other._seen_sentences
+
     # -- rendering --
 
     def keywords(self, top: int = 60) -> list[tuple[str, float]]:

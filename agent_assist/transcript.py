@@ -57,6 +57,15 @@ class Record:
             return str(self.data["id"])
         return None
 
+    def texts(self) -> list[str] | None:
+        """The turns' texts as read ("" where a turn has none), for showing them in reports."""
+        turns = self.data.get("turns") if isinstance(self.data, dict) else None
+        if not isinstance(turns, list):
+            return None
+        return [
+            t.get("text") if isinstance(t, dict) and isinstance(t.get("text"), str) else "" for t in turns
+        ]
+
 
 class TranscriptError(ValueError):
     """A record that is not a valid transcript; the message says what and where."""
@@ -105,17 +114,32 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:
-    """One record per non-blank line; a line that is not JSON is an error record."""
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield Record(n, None, f"line {n}: not valid JSON ({e.msg})")
-                continue
-            yield Record(n, obj if isinstance(obj, dict) else {"_value": obj})
+    """One record per non-blank line; a line that is not JSON (or not UTF-8) is an error record."""
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            record = jsonl_record(n, raw)
+            if record is not None:
+                yield record
+
+
+def jsonl_record(n: int, raw: bytes) -> Record | None:
+    """Line ``n`` of a JSONL file as a record; ``None`` for a blank line.
+
+    Decoding per line keeps one stray non-UTF-8 byte from ending a million-line run.
+    """
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return Record(n, None, f"line {n}: not valid UTF-8 (byte {e.start + 1} of the line)")
+    if n == 1:
+        line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        return Record(n, None, f"line {n}: not valid JSON ({e.msg})")
+    return Record(n, obj if isinstance(obj, dict) else {"_value": obj})
 
 
 def _group_long_rows(rows: Iterable[tuple[int, Mapping[str, Any]]], source: str) -> Iterator[Record]:

@@ -2,11 +2,13 @@
 
     python benchmarks/bench_qa.py [--n 3000] [--stream-lines 1000000] [--score-lines 20000]
 
-1. Transcripts of exactly 20 turns, stitched from examples/transcripts.jsonl: transcripts
-   per second on one process, and with 2 worker processes (speed-up ratio).
+1. Transcripts of exactly 20 turns, stitched from examples/transcripts.jsonl, scored file to
+   file as ``agent-assist qa`` does (read, score, redact, write): transcripts per second in
+   one process, with 1 and with 2 worker processes (speed-up ratio); then score_transcripts
+   over in-memory dicts, for the scoring cost alone.
 2. Memory while streaming: a JSONL file of --stream-lines 4-turn transcripts is read end to end
-   (reader only), and --score-lines of them are scored and written the way the CLI does
-   (reader → score_transcripts → output file); peak RSS is sampled along the way.
+   (reader only), and --score-lines of them are scored into a file by score_file with 2
+   workers; the parent's and the workers' RSS are sampled along the way.
 """
 
 from __future__ import annotations
@@ -16,19 +18,36 @@ import json
 import os
 import resource
 import tempfile
+import threading
 import time
 from itertools import islice
 from pathlib import Path
 
+from agent_assist import score_file
+from agent_assist.output import AtomicOutput
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+def rss_mb(pid: int | str = "self") -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # a process that just ended
+        return 0.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children() -> list[int]:
+    pids: list[int] = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return pids
 
 
 def twenty_turns(n: int) -> list[dict]:
@@ -52,9 +71,9 @@ def twenty_turns(n: int) -> list[dict]:
 
 
 def throughput(items: list[dict], workers: int | None) -> tuple[float, float]:
-    """(steady-state transcripts/s, seconds until the first result): worker processes load
-    the phrasebooks and models once, which a long run amortises and a short one does not.
-    ``workers=None``: in this process; a number: a pool of that many worker processes."""
+    """(steady-state transcripts/s, seconds until the first result) of score_transcripts:
+    worker processes load the phrasebooks and models once, which a long run amortises and a
+    short one does not. ``workers=None``: in this process; a number: that many processes."""
     from agent_assist import score_transcripts
     from agent_assist.batch import _parallel, _Progress
 
@@ -62,12 +81,33 @@ def throughput(items: list[dict], workers: int | None) -> tuple[float, float]:
     t0 = time.perf_counter()
     first = None
     warm = max(1, len(items) // 10)
-    results = score_transcripts(items) if workers is None else _parallel(items, workers, _Progress(False), None, False)
+    results = (
+        score_transcripts(items)
+        if workers is None
+        else _parallel(items, workers, _Progress(False), None, False)
+    )
     for n, _ in enumerate(results, 1):
         if n == warm:
             first = time.perf_counter()
     assert first is not None
     return (len(items) - warm) / (time.perf_counter() - first), first - t0
+
+
+def file_throughput(source: Path, n: int, workers: int, *, pool: bool = True) -> float:
+    """Transcripts/s of the CLI's whole job (read, score, redact, serialise, write), wall clock
+    including worker start-up. ``pool=False``: in this process (what ``--workers 1`` does)."""
+    from agent_assist.batch import _Progress
+    from agent_assist.filebatch import _blocks_in_parallel, _Tally, score_file
+
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        if pool:
+            out = AtomicOutput(Path(d) / "out.jsonl")
+            _blocks_in_parallel(source, out, workers, True, None, _Tally(), _Progress(False), None)
+            out.commit()
+        else:
+            score_file(source, Path(d) / "out.jsonl", workers=1)
+        return n / (time.perf_counter() - t0)
 
 
 def main() -> int:
@@ -78,16 +118,35 @@ def main() -> int:
     args = p.parse_args()
 
     items = twenty_turns(args.n)
-    one, _ = throughput(items, None)
-    pool1, _ = throughput(items, 1)
-    pool2, start = throughput(items, 2)
-    print(f"20-turn transcripts, steady state (after the first 10 %): in-process {one:,.0f}/s "
-          f"({1e3 / one:.2f} ms each); pool of 1 worker {pool1:,.0f}/s; pool of 2 workers {pool2:,.0f}/s; "
-          f"speed-up 1 -> 2 workers {pool2 / pool1:.2f}x, over in-process {pool2 / one:.2f}x "
-          f"({os.cpu_count()} cores, shared with the parent process); workers ready after {start:.1f} s")
+    with tempfile.TemporaryDirectory() as d:
+        source = Path(d) / "twenty.jsonl"
+        with source.open("w", encoding="utf-8") as f:
+            for t in items:
+                f.write(json.dumps(t, ensure_ascii=False) + "\n")
+        score_file(source, Path(d) / "warm.jsonl")  # load this process's analysers
+        inproc = file_throughput(source, len(items), 1, pool=False)
+        pool1 = file_throughput(source, len(items), 1)
+        pool2 = file_throughput(source, len(items), 2)
+    print(
+        f"file to file, {len(items):,} transcripts of 20 turns (read, score, redact, write JSONL; "
+        f"wall clock incl. worker start-up; {os.cpu_count()} cores):"
+    )
+    print(
+        f"  in-process (--workers 1) {inproc:,.0f}/s = {1e3 / inproc:.2f} ms each; "
+        f"1 worker process {pool1:,.0f}/s; 2 worker processes {pool2:,.0f}/s"
+    )
+    print(f"  speed-up 1 -> 2 workers {pool2 / pool1:.2f}x, over in-process {pool2 / inproc:.2f}x")
 
-    from agent_assist import read_transcripts, score_transcripts
-    from agent_assist.batch import AtomicOutput
+    one, _ = throughput(items, None)
+    p1, _ = throughput(items, 1)
+    p2, start = throughput(items, 2)
+    print(
+        f"score_transcripts over dicts (no I/O, no redaction), steady state after the first 10 %: "
+        f"in-process {one:,.0f}/s; 1 worker {p1:,.0f}/s; 2 workers {p2:,.0f}/s "
+        f"({p2 / p1:.2f}x: the parent re-validates every result); workers ready after {start:.1f} s"
+    )
+
+    from agent_assist import read_transcripts
 
     small = [t | {"turns": t["turns"][:4]} for t in twenty_turns(200)]  # 4 turns: ~0.5 kB a line
     with tempfile.TemporaryDirectory() as d:
@@ -102,18 +161,33 @@ def main() -> int:
         for i, _ in enumerate(read_transcripts(path)):
             if i % (args.stream_lines // 10 or 1) == 0:
                 samples.append(rss_mb())
-        print(f"reading {args.stream_lines:,} lines ({size:,.0f} MB): {time.perf_counter() - t0:.1f} s; "
-              f"RSS at each tenth (MB): {', '.join(f'{s:.0f}' for s in samples)} (before: {base:.0f})")
-        out = AtomicOutput(Path(d) / "scores.jsonl")
+        print(
+            f"reading {args.stream_lines:,} lines ({size:,.0f} MB): {time.perf_counter() - t0:.1f} s; "
+            f"RSS at each tenth (MB): {', '.join(f'{s:.0f}' for s in samples)} (before: {base:.0f})"
+        )
+        part = Path(d) / "part.jsonl"
+        with path.open("rb") as src, part.open("wb") as dst:
+            dst.writelines(islice(src, args.score_lines))
         samples = []
+        done = threading.Event()
+
+        def sample() -> None:  # parent and worker RSS, twice a second, while the run lasts
+            while not done.wait(0.5):
+                samples.append((rss_mb(), [rss_mb(pid) for pid in children()]))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
         t0 = time.perf_counter()
-        for i, r in enumerate(score_transcripts(islice(read_transcripts(path), args.score_lines), workers=2)):
-            out.write(r)
-            if i % (args.score_lines // 10 or 1) == 0:
-                samples.append(rss_mb())
-        out.commit()
-        print(f"scoring {args.score_lines:,} of them with 2 workers into a file: {time.perf_counter() - t0:.1f} s; "
-              f"parent RSS at each tenth (MB): {', '.join(f'{s:.0f}' for s in samples)}")
+        score_file(part, Path(d) / "scores.jsonl", workers=2)
+        done.set()
+        sampler.join()
+        parent = [p for p, _ in samples]
+        workers = [max(w, default=0) for _, w in samples]
+        print(
+            f"scoring {args.score_lines:,} of them with 2 workers into a file: {time.perf_counter() - t0:.1f} s; "
+            f"RSS over the run (MB): parent {min(parent, default=0):.0f}-{max(parent, default=0):.0f}, "
+            f"largest worker {min(workers, default=0):.0f}-{max(workers, default=0):.0f}"
+        )
     return 0
 
 

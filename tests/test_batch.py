@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent_assist import read_transcripts, score_frame, score_transcripts
-from agent_assist.batch import FLAT_COLUMNS, AtomicOutput
+from agent_assist.output import FLAT_COLUMNS, AtomicOutput
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "transcripts.jsonl"
 

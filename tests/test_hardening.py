@@ -99,7 +99,7 @@ def test_huge_numbers_do_not_overflow(text):
 
 @pytest.mark.parametrize("workers", [None, 2])
 def test_lone_surrogates_anywhere_in_a_batch_cost_nothing(tmp_path, workers):
-    from agent_assist.batch import AtomicOutput
+    from agent_assist.output import AtomicOutput
 
     items = [{"id": "s\ud800", "turns": [{"speaker": "客户\udc80", "text": "气死\ud800了"}]},
              {"id": "ok", "turns": [{"speaker": "客户", "text": "气死\ud800了"}, {"speaker": "客服", "text": "好\udfff"}]},
