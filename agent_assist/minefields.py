@@ -30,6 +30,7 @@ checked again (:meth:`_Call.needs_recheck`), until clean.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from bisect import bisect_left, bisect_right
@@ -41,9 +42,10 @@ from typing import Any, Literal
 import ahocorasick
 from pydantic import Field, field_validator, model_validator
 
-from .errors import PhrasebookError
+from .errors import ModelError, PhrasebookError
+from .minefield_model import MinefieldModel, load_minefield_model
 from .patterns import RunSafeRegex
-from .phrasebook import Phrasebook, StrictModel, check_linear_regex, unique_ids
+from .phrasebook import Phrasebook, StrictModel, bundled_models, check_linear_regex, unique_ids
 from .results import ResultModel, Turn, build
 from .text import Normalized, Normalizer
 
@@ -80,6 +82,7 @@ KINDS: tuple[str, ...] = (
     "impatience",
     "badmouthing",
 )
+_COMPENSATION = KINDS.index("premature_compensation")
 Severity = Literal["low", "medium", "high"]
 Condition = Literal[
     "negated",
@@ -225,6 +228,17 @@ class Rule(StrictModel):
         return self
 
 
+class ModelUse(StrictModel):
+    """Whether the bundled minefield model (``models/minefields``) joins the rules."""
+
+    enabled: bool = Field(
+        False,
+        description="Let the model veto rule hits it scores low and raise kinds the rules miss. "
+        "Its thresholds were chosen with the bundled rules: a file with rules of its own should "
+        "measure before turning it on.",
+    )
+
+
 class MinefieldBook(StrictModel):
     """``minefields.yaml``: kinds, context-condition data and rules."""
 
@@ -235,6 +249,7 @@ class MinefieldBook(StrictModel):
     kinds: dict[Kind, KindSpec]
     conditions: Conditions
     rules: list[Rule] = Field(min_length=1)
+    model: ModelUse = Field(default_factory=lambda: ModelUse(), description="The learned model's part.")
 
     @field_validator("kinds")
     @classmethod
@@ -443,7 +458,13 @@ class MinefieldChecker:
     candidates needs them, so a clean reply pays for one walk.
     """
 
-    def __init__(self, book: MinefieldBook, normalizer: Normalizer, source: str = "minefields.yaml"):
+    def __init__(
+        self,
+        book: MinefieldBook,
+        normalizer: Normalizer,
+        source: str = "minefields.yaml",
+        model: MinefieldModel | None = None,
+    ):
         self._normalizer = normalizer
         self._source = source
         self._fold = {ord(a): ord(b) for a, b in book.fold.items()}
@@ -530,6 +551,28 @@ class MinefieldChecker:
         self._ctx = _automaton({k: (len(k), tuple(v)) for k, v in ctx.items()})
         self._exc = _automaton({k: (len(k), frozenset(v)) for k, v in exc.items()})
         self._exc_kinds = frozenset(k for v in exc.values() for k in v)
+
+        self._model = model
+        self._model_rules: list[int] = []  # per kind: the index of its "model.<kind>" rule
+        if model is not None:
+            if model.kinds != KINDS:
+                raise ModelError(f"minefield model kinds {model.kinds} do not match {KINDS}")
+            for k, kind in enumerate(KINDS):
+                spec = book.kinds[kind]
+                self._model_rules.append(len(self._rules))
+                self._rules.append(
+                    _CompiledRule(
+                        id=f"model.{kind}",
+                        kind=kind,
+                        kind_index=k,
+                        severity=spec.severity,
+                        principle=spec.principle,
+                        rewrite=spec.rewrite.strip(),
+                        rewrite_trad=normalizer.to_traditional(spec.rewrite.strip()),
+                        unless=(),
+                        yields_to=frozenset(),
+                    )
+                )
 
         req = cond.compensation_request
         ask: dict[str, tuple[int, int]] = {}
@@ -657,7 +700,83 @@ class MinefieldChecker:
         customer = _CustomerSide(self, customer_text, history)
         norm = self._normalize(reply)
         call = _Call(self, norm, customer)
-        return norm, call.hits(), call, customer
+        found = call.hits()
+        if self._model is not None:
+            found = self._judge(norm.text, found, customer, call)
+        return norm, found, call, customer
+
+    def _settled(self, text: str, found: list[_Found], call: _Call, customer: _CustomerSide) -> bool:
+        """Whether the model leaves suggestion ``text`` clean, when the rules cannot have new
+        hits there: it fires on no kind, and no rule hit it vetoed (outside the rewritten
+        clauses) now scores high enough to stand. The model reads the reply as a whole, so
+        a rewrite anywhere can move its verdict on the rest."""
+        model = self._model
+        assert model is not None
+        z = model.scores(self._normalize(text).text)
+        if any(
+            zk >= model.fire
+            for k, zk in enumerate(z)
+            if k not in call.cleared and not (k == _COMPENSATION and customer.asked)
+        ):
+            return False
+        # A vetoed hit outside the rewritten clauses stays vetoed if neither the new reply's
+        # score nor its sentence's (unchanged unless a rewritten clause lies in it) lifts it.
+        if not call.vetoed:
+            return True
+        # replaced_before[i]: characters of rewritten clauses before offset i (O(1) per question).
+        replaced = bytearray(len(call.text))
+        for f in found:
+            replaced[f.cs : f.ce] = b"\x01" * (f.ce - f.cs)
+        replaced_before = [0, *itertools.accumulate(replaced)]
+        for v in call.vetoed:
+            if replaced[v.start]:
+                continue  # rewritten away with its clause
+            if z[self._rules[v.rule].kind_index] >= model.veto:
+                return False
+            ss, se = call.sentence(v.start, v.end)
+            if replaced_before[se] > replaced_before[ss]:
+                return False
+        return True
+
+    def _judge(self, text: str, found: list[_Found], customer: _CustomerSide, call: _Call) -> list[_Found]:
+        """The model's say: rule hits of a kind it scores below ``veto`` fall (remembered in
+        ``call.vetoed``: a rewrite elsewhere may lift the score); a kind it scores at or above
+        ``fire`` with no rule hit is raised on the sentence that carries it."""
+        model = self._model
+        assert model is not None
+        z = model.scores(text)
+        kept = []
+        by_span: dict[tuple[int, int], list[float]] = {}
+        for f in found:
+            k = self._rules[f.rule].kind_index
+            if z[k] < model.veto:
+                # A long reply dilutes the n-grams of one bad clause: the sentence and then
+                # the clause holding the hit get their own say (the model was trained on
+                # replies of a sentence or three).
+                for span in (call.sentence(f.start, f.end), (f.cs, f.ce)):
+                    if span == (0, len(text)):
+                        continue
+                    if span not in by_span:
+                        by_span[span] = model.scores(text[span[0] : span[1]])
+                    if by_span[span][k] >= model.veto:
+                        kept.append(f)
+                        break
+                else:
+                    call.vetoed.append(f)
+                continue
+            kept.append(f)
+        have = {self._rules[f.rule].kind_index for f in kept}
+        for k, zk in enumerate(z):
+            if zk < model.fire or k in have or k in call.cleared or (k == _COMPENSATION and customer.asked):
+                continue
+            where = model.locate(text, k)
+            if where is not None:
+                kept.append(
+                    _Found(where.start, where.end, self._model_rules[k], where.start, where.end, where.ngram)
+                )
+        if len(kept) > len(found) - len(call.vetoed):
+            kept.sort(key=lambda f: (f.start, f.end))
+        return kept
 
     def _hit(self, norm: Normalized, h: _Found, trad: bool) -> MinefieldHit:
         r = self._rules[h.rule]
@@ -671,7 +790,7 @@ class MinefieldChecker:
             severity=r.severity,
             principle=r.principle,
             rewrite=r.rewrite_trad if trad else r.rewrite,
-            rule=r.id,
+            rule=r.id if h.cue is None else f"{r.id}:{h.cue}",
         )
 
     def _suggest(
@@ -686,18 +805,25 @@ class MinefieldChecker:
         checked again, until clean.
         """
         text = _rewrite(norm, found, self._rules, trad)
-        if not call.needs_recheck(found):
+        if not call.needs_recheck(found) and (
+            self._model is None or self._settled(text, found, call, customer)
+        ):
             return text
         for _ in range(_MAX_REWRITE_ROUNDS):
             again = self._normalize(text)
             call = _Call(self, again, customer)
             left = call.hits()
+            if self._model is not None:
+                left = self._judge(again.text, left, customer, call)
             if not left:
                 return text
             text = _rewrite(again, left, self._rules, trad)
         # Still not clean (a pathological phrasebook): drop the offending clauses.
         again = self._normalize(text)
-        left = _Call(self, again, customer).hits()
+        call = _Call(self, again, customer)
+        left = call.hits()
+        if self._model is not None:
+            left = self._judge(again.text, left, customer, call)
         return _rewrite(again, left, self._rules, trad, drop=True) if left else text
 
 
@@ -733,10 +859,11 @@ def _automaton(entries: Mapping[str, Any]) -> Any:
 
 
 class _Found:
-    __slots__ = ("start", "end", "rule", "cs", "ce")
+    __slots__ = ("start", "end", "rule", "cs", "ce", "cue")
 
-    def __init__(self, start: int, end: int, rule: int, cs: int, ce: int) -> None:
+    def __init__(self, start: int, end: int, rule: int, cs: int, ce: int, cue: str | None = None) -> None:
         self.start, self.end, self.rule, self.cs, self.ce = start, end, rule, cs, ce
+        self.cue = cue  # the model's top n-gram, for a hit only the model raised
 
 
 def _rewrite(
@@ -880,7 +1007,20 @@ class _Spans:
 class _Call:
     """The state of checking one text: candidates, context marks and clause bounds."""
 
-    __slots__ = ("c", "text", "customer", "cands", "spared", "_marks", "_negs", "_breaks", "_sent", "_memo")
+    __slots__ = (
+        "c",
+        "text",
+        "customer",
+        "cands",
+        "spared",
+        "vetoed",
+        "cleared",
+        "_marks",
+        "_negs",
+        "_breaks",
+        "_sent",
+        "_memo",
+    )
 
     def __init__(self, checker: MinefieldChecker, norm: Normalized, customer: _CustomerSide | None) -> None:
         self.c = checker
@@ -892,6 +1032,10 @@ class _Call:
         #: (reach _BY_CONTEXT) and candidates that yielded to another kind (_YIELDED).
         #: See :meth:`needs_recheck`.
         self.spared: list[tuple[int, int, int]] = []
+        self.vetoed: list[_Found] = []  # rule hits the model overruled
+        #: Kinds with a trigger that context cleared (negated, hedged, an exception …): the
+        #: rules have judged that wording in context, and the model may not overrule them.
+        self.cleared: set[int] = set()
         self._marks: dict[int, list[tuple[int, int]]] | None = None
         self._negs: list[tuple[int, int]] = []
         self._breaks: list[int] | None = None
@@ -935,11 +1079,14 @@ class _Call:
                     for k in ks:
                         by_kind.setdefault(k, []).append((xs, xe))
                 exc = {k: _Spans(v) for k, v in by_kind.items()}
+                before = cands[:]
                 cands[:] = [
                     (s, e, ri)
                     for s, e, ri in cands
                     if (x := exc.get(rules[ri].kind_index)) is None or not x.overlaps(s, e)
                 ]
+                if len(cands) < len(before):
+                    self.cleared.update(rules[c[2]].kind_index for c in set(before) - set(cands))
         return cands
 
     @property
@@ -987,6 +1134,7 @@ class _Call:
                 if cond(self, s, e, ri):
                     if cond in _NONLOCAL:  # its context may be rewritten away
                         self.spared.append((s, e, _BY_CONTEXT))
+                    self.cleared.add(r.kind_index)
                     break
             else:
                 alive.append((r.kind_index, s, -e, ri))
@@ -1188,12 +1336,18 @@ _NONLOCAL = frozenset(
 
 
 def minefield_checker(phrasebook: Phrasebook) -> MinefieldChecker:
-    """The compiled checker of ``phrasebook`` (built once, shared)."""
-    return phrasebook.cached(
-        "minefields.checker",
-        lambda: MinefieldChecker(
-            phrasebook.book("minefields.yaml", MinefieldBook, check_minefield_book),
-            phrasebook.normalizer,
-            str(phrasebook.file("minefields.yaml")),
-        ),
-    )
+    """The compiled checker of ``phrasebook`` (built once, shared), with the bundled model
+    when the file's ``model.enabled`` says so."""
+
+    def build_checker() -> MinefieldChecker:
+        book = phrasebook.book("minefields.yaml", MinefieldBook, check_minefield_book)
+        model = load_minefield_model(bundled_models() / "minefields") if book.model.enabled else None
+        return MinefieldChecker(book, phrasebook.normalizer, str(phrasebook.file("minefields.yaml")), model)
+
+    return phrasebook.cached("minefields.checker", build_checker)
+
+
+def minefield_rules_only(phrasebook: Phrasebook) -> MinefieldChecker:
+    """The checker of ``phrasebook`` without the model (what the model is trained beside)."""
+    book = phrasebook.book("minefields.yaml", MinefieldBook, check_minefield_book)
+    return MinefieldChecker(book, phrasebook.normalizer, str(phrasebook.file("minefields.yaml")))

@@ -1,4 +1,5 @@
-"""Rebuild the emotion model: ``python -m agent_assist.train emotion``.
+"""Rebuild the models: ``python -m agent_assist.train emotion`` (below) and
+``python -m agent_assist.train minefields`` (see :mod:`agent_assist.train_minefields`).
 
 Needs the ``[train]`` extra (scikit-learn) and the public data (``shared/data`` or
 ``$AGENT_ASSIST_DATA``). Deterministic: the same data and phrasebook give the same bytes.
@@ -166,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--balance", type=float, default=1.0, help="0 = data's tier mix, 1 = equal")
     e.add_argument("--max-features", type=int, default=60000)
     e.add_argument("--date", help="date to record in the model card (default: today)")
+    e.set_defaults(run=train_emotion)
+    from .train_minefields import add_parser
+
+    add_parser(sub)
     args = p.parse_args(argv)
-    return train_emotion(args)
+    return int(args.run(args))
 
 
 if __name__ == "__main__":

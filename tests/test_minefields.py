@@ -19,6 +19,7 @@ from agent_assist.minefields import (
     check_minefield_book,
     expand_pattern,
     minefield_checker,
+    minefield_rules_only,
 )
 from agent_assist.phrasebook import bundled_phrasebooks
 
@@ -438,9 +439,15 @@ BROADER = [
 ]
 
 
+@pytest.fixture(scope="module")
+def rules_only():
+    return minefield_rules_only(Phrasebook())
+
+
 @pytest.mark.parametrize(("rule", "kind", "reply"), BROADER)
-def test_broader_family(rule, kind, reply):
-    hits = check_reply(reply).hits
+def test_broader_family(rules_only, rule, kind, reply):
+    # The rule families themselves; whether the model lets each hit stand is its own test.
+    hits = rules_only.check(reply).hits
     assert any(h.rule == rule and h.kind == kind for h in hits), [(h.rule, h.text) for h in hits]
 
 

@@ -26,8 +26,8 @@ def report_html(tmp_path_factory) -> Path:
     recs = list(read_transcripts(EXAMPLES))
     evil = {"id": "evil", "agent_id": "<b>A9</b>", "turns": [
         {"speaker": "客户", "text": "<script>alert(1)</script>{{ 7*7 }} 气死我了，什么破服务！！"},
-        {"speaker": "客服", "text": "这不归我们管，您去找厂家吧。"},
-    ]}
+        {"speaker": "客服", "text": "这不归我们管，您去找厂家吧。说了多少遍了，您听不懂吗？"},
+    ]}  # a bad enough call to be among the worst ten, whatever the rubric's weights
     report = Report()
     results = list(score_transcripts([*recs, evil]))
     for rec, r in zip(recs, results):

@@ -1,0 +1,120 @@
+"""The learned half of the minefield check: a linear model over a reply's character n-grams.
+
+Rules catch the wordings they were written for; new wordings slip past them, and a rule can
+fire where the reply as a whole does not read that way. A one-vs-rest logistic regression per
+kind over binary, L2-normalised character 1-3 grams of the whole normalised reply (trained by
+``python -m agent_assist.train minefields`` on the project's own labelled dev replies) does
+two things: a rule hit of kind k stands only if the model's score for k reaches ``veto``,
+and the model alone raises kind k when its score reaches ``fire``. Stored as plain arrays
+(``.npz``, ``allow_pickle=False``) plus a JSON card; scikit-learn is not needed to run it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from operator import itemgetter
+from pathlib import Path
+
+import ahocorasick
+import numpy as np
+
+from .errors import ModelError
+
+BOS, EOS = "\x02", "\x03"  # mark the reply's start and end, so 好的 alone differs from 好的，…
+_SENTENCE = re.compile(r"[^.!?;\n]+")  # normalised text: ASCII punctuation
+_STRIP = " ,.!?;:~…\n\t"
+_second = itemgetter(1)
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a model-only hit is: the sentence carrying most of its kind's score."""
+
+    start: int
+    end: int
+    ngram: str  # the n-gram inside it that pushed hardest toward the kind
+
+
+class MinefieldModel:
+    """Loaded model; immutable after construction, so shared freely between threads."""
+
+    def __init__(self, directory: Path) -> None:
+        weights, meta = directory / "minefields.npz", directory / "minefields.json"
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            with np.load(weights, allow_pickle=False) as z:
+                grams = [str(g) for g in z["grams"]]
+                coef = np.asarray(z["coef"], dtype=np.float64)
+                intercept = np.asarray(z["intercept"], dtype=np.float64)
+            self.kinds: tuple[str, ...] = tuple(info["kinds"])
+            self.veto = float(info["thresholds"]["veto"])
+            self.fire = float(info["thresholds"]["fire"])
+            self.trained = str(info["trained"])
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise ModelError(f"cannot load minefield model from {directory}: {e}") from None
+        if coef.shape != (len(grams), len(self.kinds)) or intercept.shape != (len(self.kinds),):
+            raise ModelError(f"minefield model in {directory}: array shapes do not match its card")
+        self.grams = grams
+        self.coef = np.ascontiguousarray(coef)
+        self._intercept = intercept.tolist()
+        auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for i, g in enumerate(grams):
+            auto.add_word(g, i)
+        auto.make_automaton()
+        self._auto = auto
+
+    def _ids(self, text: str) -> set[int]:
+        return set(map(_second, self._auto.iter(BOS + text + EOS)))
+
+    def scores(self, text: str) -> list[float]:
+        """Decision values per kind (log-odds) for normalised reply ``text``.
+
+        Features are binary n-grams scaled by 1/sqrt(the number of n-gram positions), a
+        function of the length alone, so only the n-grams the model kept are looked up.
+        """
+        ids = self._ids(text)
+        z = list(self._intercept)
+        if ids:
+            sums = (
+                self.coef.take(np.fromiter(ids, dtype=np.intp, count=len(ids)), axis=0).sum(axis=0).tolist()
+            )
+            n = len(text) + 2
+            inv = 1.0 / math.sqrt(3 * n - 3)  # 1-, 2- and 3-gram positions: n + (n - 1) + (n - 2)
+            for k in range(len(z)):
+                z[k] += sums[k] * inv
+        return z
+
+    def locate(self, text: str, kind: int) -> Located | None:
+        """The sentence of ``text`` the model reads most as ``kind``, trimmed of punctuation,
+        with its n-gram of largest weight for the kind; ``None`` for a text of no sentence."""
+        best: tuple[float, int, int] | None = None
+        for m in _SENTENCE.finditer(text):
+            s, e = m.span()
+            while s < e and text[s] in _STRIP:
+                s += 1
+            while e > s and text[e - 1] in _STRIP:
+                e -= 1
+            if s < e:
+                z = self.scores(text[s:e])[kind]
+                if best is None or z > best[0]:
+                    best = (z, s, e)
+        if best is None:
+            return None
+        _, s, e = best
+        ids = self._ids(text[s:e])
+        top = max(ids, key=lambda i: self.coef[i, kind]) if ids else None
+        return Located(s, e, "" if top is None else self.grams[top].strip(BOS + EOS))
+
+
+_cache: dict[Path, MinefieldModel] = {}
+
+
+def load_minefield_model(directory: Path) -> MinefieldModel:
+    """The model in ``directory``, loaded once per process (callers hold their own lock)."""
+    path = directory.resolve()
+    if path not in _cache:
+        _cache[path] = MinefieldModel(path)
+    return _cache[path]
