@@ -127,9 +127,8 @@ def test_a_phrasebook_can_turn_the_model_off(tmp_path):
     )
     off, on = Assistant(tmp_path), Assistant()
     rules = minefield_rules_only(Phrasebook())
-    replies = [json.loads(line)["reply"] for line in (DATA / "replies_dev5.jsonl").open(encoding="utf-8")][
-        :150
-    ]
+    lines = (DATA / "replies_dev5.jsonl").read_text(encoding="utf-8").splitlines()
+    replies = [json.loads(line)["reply"] for line in lines[:150]]
     assert all(off.check_reply(r) == rules.check(r) for r in replies)  # off: the rules alone
     assert any(on.check_reply(r) != rules.check(r) for r in replies)  # on: the model has its say
 
