@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,14 @@ from agent_assist.train import _featurize, export, fit
 def _rows() -> list[Example]:
     texts = {
         "calm": ["请问发票怎么开", "想查一下物流", "你好，在吗", "会员怎么续费", "地址可以改吗", "几点营业"],
-        "panic": ["冒烟了怎么办", "钱被盗刷了怎么办", "孩子发烧了急死了", "会不会爆炸", "账户被冻结了", "救命啊"],
+        "panic": [
+            "冒烟了怎么办",
+            "钱被盗刷了怎么办",
+            "孩子发烧了急死了",
+            "会不会爆炸",
+            "账户被冻结了",
+            "救命啊",
+        ],
         "anger": ["气死我了", "我要投诉你们", "什么破服务", "第三次打电话了！！", "骗子公司", "呵呵真行"],
         "disappointment": ["太失望了", "还以为你们不一样", "白等了三天", "再也不信了", "很难过", "说好的呢"],
         "indifference": ["算了", "随便吧", "不用了", "无所谓了", "懒得说", "你们看着办"],
@@ -52,3 +61,27 @@ def test_training_is_deterministic(tmp_path):
     a, b = (np.load(tmp_path / n / "emotion.npz") for n in ("a", "b"))
     for key in a.files:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_the_shipped_minefield_model_is_what_training_builds(tmp_path):
+    """``python -m agent_assist.train minefields`` on the committed data and rules rebuilds
+    the committed model byte for byte, and the runtime scores it as scikit-learn would."""
+    from agent_assist.minefield_model import MinefieldModel
+    from agent_assist.phrasebook import bundled_models
+    from agent_assist.train import main
+
+    shipped = bundled_models() / "minefields"
+    card = json.loads((shipped / "minefields.json").read_text(encoding="utf-8"))
+    assert main(["minefields", "--out", str(tmp_path), "--date", card["trained"]]) == 0
+    for name in ("minefields.npz", "minefields.json"):
+        assert (tmp_path / name).read_bytes() == (shipped / name).read_bytes(), name
+
+    import agent_assist.train_minefields as tm
+
+    rows = [{"norm": t} for t in ["您别生气。", "这是物流的问题，和我们无关。", "好的，我马上为您处理。", ""]]
+    model = MinefieldModel(shipped)
+    vec = tm.Vectorizer([])  # the vocabulary of the shipped model, coefficients as shipped
+    vec.vocab = {g: i for i, g in enumerate(model.grams)}
+    expected = tm.scores((vec, model.coef, np.array(model._intercept)), rows)
+    for row, want in zip(rows, expected, strict=True):
+        np.testing.assert_allclose(model.scores(row["norm"]), want, atol=1e-9)
