@@ -37,7 +37,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import ahocorasick
 from pydantic import Field, field_validator, model_validator
@@ -69,19 +69,7 @@ Kind = Literal[
     "impatience",
     "badmouthing",
 ]
-KINDS: tuple[str, ...] = (
-    "blame_shifting",
-    "lecturing",
-    "over_promising",
-    "arguing",
-    "dismissing_feelings",
-    "blaming_customer",
-    "perfunctory",
-    "premature_compensation",
-    "pressuring",
-    "impatience",
-    "badmouthing",
-)
+KINDS: tuple[str, ...] = get_args(Kind)
 _COMPENSATION = KINDS.index("premature_compensation")
 Severity = Literal["low", "medium", "high"]
 Condition = Literal[
@@ -616,8 +604,9 @@ class MinefieldChecker:
         return phrases
 
     def _check_rewrites(self, book: MinefieldBook) -> None:
-        """Every rewrite must hold no trigger at all (whatever the context); else the file is
-        wrong. This is what lets ``suggested_reply`` be clean by construction."""
+        """Every rewrite must hold no trigger at all (whatever the context), nor read as a
+        minefield to the model; else the file is wrong. This is what lets ``suggested_reply``
+        be clean by construction."""
         sources = [(f"kinds.{k}.rewrite", s.rewrite) for k, s in book.kinds.items()]
         sources += [(f"rules.{i}.rewrite", r.rewrite) for i, r in enumerate(book.rules) if r.rewrite]
         whole = _CONDITIONS["not_whole_answer"]
@@ -638,6 +627,15 @@ class MinefieldChecker:
                     f"rewrite {text!r} itself contains {norm.text[s:e]!r} ({r.kind}, rule {r.id})",
                     key=key,
                 )
+            if self._model is not None:
+                z = self._model.scores(norm.text)
+                worst = max(range(len(z)), key=z.__getitem__)
+                if z[worst] >= self._model.fire:
+                    raise PhrasebookError(
+                        self._source,
+                        f"rewrite {text!r} reads as {KINDS[worst]} to the minefield model",
+                        key=key,
+                    )
 
     # -- checking
 

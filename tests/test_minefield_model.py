@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent_assist import Assistant, ModelError, Phrasebook
+from agent_assist import Assistant, ModelError, Phrasebook, PhrasebookError
 from agent_assist.minefield_model import BOS, EOS, MinefieldModel
 from agent_assist.minefields import (
     KINDS,
@@ -142,3 +142,10 @@ def test_broken_model_files_raise_model_error(tmp_path):
     (tmp_path / "minefields.json").write_text(json.dumps(card), encoding="utf-8")
     with pytest.raises(ModelError, match="shapes"):
         MinefieldModel(tmp_path)
+
+
+def test_a_rewrite_the_model_reads_as_a_minefield_is_rejected_at_load(tmp_path):
+    # A model that reads the blame-shifting rewrite (这件事由我们负责跟进…) as lecturing.
+    model = write_model(tmp_path, {"负责跟进": {"lecturing": 500.0}}, -10.0, veto=-20.0, fire=1.0)
+    with pytest.raises(PhrasebookError, match="reads as lecturing"):
+        checker_with(model)
