@@ -86,9 +86,14 @@ def split_public(data_dir: Path | None = None) -> tuple[list[Example], list[Exam
 
 def domain_train() -> list[Example]:
     """Complaint-domain examples written for training (incl. the indifference tier)."""
+    return read_labelled(domain_train_path())
+
+
+def domain_train_path() -> Path:
+    """``models/training/emotion_domain_train.jsonl``, in the repository or the installed wheel."""
     path = Path(__file__).resolve().parent.parent / "models" / "training" / "emotion_domain_train.jsonl"
     if not path.is_file():
         from .phrasebook import bundled_models
 
         path = bundled_models() / "training" / "emotion_domain_train.jsonl"
-    return read_labelled(path)
+    return path

@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from .datasets import domain_train_path
 from .minefield_model import BOS, EOS
 from .minefields import KINDS, MinefieldChecker, minefield_rules_only
 from .phrasebook import Phrasebook
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "data"  # the repository's; pass --data-dir when running an installed copy
 TRAIN = [
     "replies_dev.jsonl",
     "replies_dev2.jsonl",
@@ -61,9 +62,9 @@ SLACK = 0.01  # recall given up, at most, for a weaker veto
 VETO_MAX = -1.0
 
 
-def load(name: str, checker: MinefieldChecker) -> list[dict[str, Any]]:
+def load(name: str, checker: MinefieldChecker, data_dir: Path = DATA) -> list[dict[str, Any]]:
     """Rows of one file with the normalised reply, the rules' kinds and the customer side."""
-    lines = (DATA / name).read_text(encoding="utf-8").splitlines()
+    lines = (data_dir / name).read_text(encoding="utf-8").splitlines()
     return [_row(json.loads(line), name, checker) for line in lines if line.strip()]
 
 
@@ -75,8 +76,7 @@ def own_suggestions(checker: MinefieldChecker) -> list[dict[str, Any]]:
 
     assistant = Assistant()
     texts: dict[str, str] = {}
-    path = ROOT / "models" / "training" / "emotion_domain_train.jsonl"
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in domain_train_path().read_text(encoding="utf-8").splitlines():
         message = json.loads(line)["text"]
         for reply in assistant.suggest(message, n=3).replies:
             for step in (reply.listen_confirm, reply.empathize, reply.solution):
@@ -221,8 +221,9 @@ def choose(
 
 def train_minefields(args: argparse.Namespace) -> int:
     checker = minefield_rules_only(Phrasebook(args.phrasebooks))
-    data = {f: load(f, checker) for f in TRAIN}
-    ordinary = load(ORDINARY, checker)
+    data_dir = Path(args.data_dir)
+    data = {f: load(f, checker, data_dir) for f in TRAIN}
+    ordinary = load(ORDINARY, checker, data_dir)
     ordinary_held = ordinary[3::4]
     # Clean rows in every training fold, never scored in the cross-validation.
     extra = own_suggestions(checker) + [r for i, r in enumerate(ordinary) if i % 4 != 3]
@@ -301,6 +302,9 @@ def train_minefields(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     m = sub.add_parser("minefields", help="train the minefield model on the dev replies")
     m.add_argument("--phrasebooks", help="phrasebook directory whose rules to combine with")
+    m.add_argument(
+        "--data-dir", default=str(DATA), help="folder of the labelled replies (default: tests/data)"
+    )
     m.add_argument("--out", default=str(ROOT / "models" / "minefields"))
     m.add_argument(
         "--target",

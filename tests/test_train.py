@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,7 +73,10 @@ def test_the_shipped_minefield_model_is_what_training_builds(tmp_path):
 
     shipped = bundled_models() / "minefields"
     card = json.loads((shipped / "minefields.json").read_text(encoding="utf-8"))
-    assert main(["minefields", "--out", str(tmp_path), "--date", card["trained"]]) == 0
+    data = Path(__file__).parent / "data"
+    assert (
+        main(["minefields", "--data-dir", str(data), "--out", str(tmp_path), "--date", card["trained"]]) == 0
+    )
     for name in ("minefields.npz", "minefields.json"):
         assert (tmp_path / name).read_bytes() == (shipped / name).read_bytes(), name
 
