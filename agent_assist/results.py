@@ -15,9 +15,9 @@ class ResultModel(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-
 R = TypeVar("R", bound=BaseModel)
-_DEFAULTS: dict[type, dict[str, Any]] = {}
+_SHAPES: dict[type, tuple[int, dict[str, Any]]] = {}
+_set = object.__setattr__
 
 
 def build(cls: type[R], **values: Any) -> R:
@@ -28,21 +28,22 @@ def build(cls: type[R], **values: Any) -> R:
     types the code guarantees (the tests validate round-trips), so set the fields directly.
     Fields not given take their declared defaults.
     """
-    defaults = _DEFAULTS.get(cls)
-    if defaults is None:
-        defaults = _DEFAULTS[cls] = {
-            name: f.get_default(call_default_factory=True)
-            for name, f in cls.model_fields.items()
-            if not f.is_required()
+    shape = _SHAPES.get(cls)
+    if shape is None:  # once per class: reading ``model_fields`` costs a descriptor call
+        fields = cls.model_fields
+        defaults = {
+            n: f.get_default(call_default_factory=True) for n, f in fields.items() if not f.is_required()
         }
-    if len(values) < len(cls.model_fields):
-        values = {**values, **{k: v for k, v in defaults.items() if k not in values}}
+        shape = _SHAPES[cls] = (len(fields), defaults)
+    if len(values) < shape[0]:
+        for k, v in shape[1].items():
+            if k not in values:
+                values[k] = v
     obj = cls.__new__(cls)
-    setattr_ = object.__setattr__
-    setattr_(obj, "__dict__", values)
-    setattr_(obj, "__pydantic_fields_set__", set(values))
-    setattr_(obj, "__pydantic_extra__", None)
-    setattr_(obj, "__pydantic_private__", None)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", set(values))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
     return obj
 
 
