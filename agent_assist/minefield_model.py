@@ -26,7 +26,18 @@ from .errors import ModelError
 BOS, EOS = "\x02", "\x03"  # mark the reply's start and end, so 好的 alone differs from 好的，…
 _SENTENCE = re.compile(r"[^.!?;\n]+")  # normalised text: ASCII punctuation
 _STRIP = " ,.!?;:~…\n\t"
+_END = " ,.!?;:~…\n\t\u3000"
 _second = itemgetter(1)
+
+
+def model_text(text: str) -> str:
+    """What the model reads of a normalised reply: without punctuation or space at its end.
+
+    Whether a reply ends in 。 says nothing about minefields, but the written examples did
+    differ (chat-style clean turns often end bare), and short replies magnify any n-gram:
+    the model had learnt "ends in 。" as a sign of trouble (您好，请稍等。 read as perfunctory).
+    """
+    return text.rstrip(_END)
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class MinefieldModel:
         Features are binary n-grams scaled by 1/sqrt(the number of n-gram positions), a
         function of the length alone, so only the n-grams the model kept are looked up.
         """
+        text = model_text(text)
         ids = self._ids(text)
         z = list(self._intercept)
         if ids:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .datasets import domain_train_path
-from .minefield_model import BOS, EOS
+from .minefield_model import BOS, EOS, model_text
 from .minefields import KINDS, MinefieldChecker, minefield_rules_only
 from .phrasebook import Phrasebook
 
@@ -89,7 +89,7 @@ def _row(r: dict[str, Any], name: str, checker: MinefieldChecker) -> dict[str, A
     kw = {"customer_text": r.get("customer") or None, "history": r.get("history") or None}
     r["file"] = name
     norm, found, call, customer = checker._find(r["reply"], kw["customer_text"], kw["history"])
-    r["norm"] = norm.text
+    r["norm"] = model_text(norm.text)  # what the model reads (hit spans below use the full text)
     r["rules"] = np.array([False] * len(K))
     r["hit_spans"] = []  # (kind, text): the sentence and the clause of each rule hit, as at inference
     for f in found:
@@ -97,7 +97,7 @@ def _row(r: dict[str, Any], name: str, checker: MinefieldChecker) -> dict[str, A
         r["rules"][k] = True
         for span in (call.sentence(f.start, f.end), (f.cs, f.ce)):
             if span != (0, len(norm.text)):
-                r["hit_spans"].append((k, norm.text[span[0] : span[1]]))
+                r["hit_spans"].append((k, model_text(norm.text[span[0] : span[1]])))
     r["asked"] = customer.asked
     r["y"] = np.array([k in r["kinds"] for k in K])
     return r

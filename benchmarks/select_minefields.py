@@ -39,11 +39,11 @@ Figures from the run with the defaults (2 cores, single-threaded, ~15 s):
 
     design   CV all P/R   CV new P/R   dev5 P/R     (dev5 clean-reply FP rate)
     rules    0.947/0.823  0.890/0.565  0.924/0.599  0.028
-    clf      0.877/0.757  0.957/0.751  0.981/0.814  0.000
-    union    0.937/0.869  0.904/0.685  0.925/0.672  0.028
-    veto     0.892/0.838  0.955/0.784  0.971/0.850  0.006
-    clf_g    0.917/0.753  0.955/0.768  0.981/0.806  0.000
-    veto_g   0.930/0.842  0.958/0.801  0.982/0.837  0.000
+    clf      0.888/0.770  0.948/0.771  0.969/0.811  0.000
+    union    0.938/0.871  0.904/0.691  0.923/0.677  0.028
+    veto     0.903/0.831  0.949/0.795  0.965/0.845  0.006
+    clf_g    0.924/0.751  0.960/0.766  0.978/0.798  0.000
+    veto_g   0.934/0.836  0.960/0.795  0.979/0.835  0.000
 
 ``veto_g`` ships (``python -m agent_assist.train minefields``); recall on new wording stays
 short of 0.90, arguing and pressuring weakest.
