@@ -26,7 +26,7 @@ from .errors import ModelError
 BOS, EOS = "\x02", "\x03"  # mark the reply's start and end, so 好的 alone differs from 好的，…
 _SENTENCE = re.compile(r"[^.!?;\n]+")  # normalised text: ASCII punctuation
 _STRIP = " ,.!?;:~…\n\t"
-_END = " ,.!?;:~…\n\t\u3000"
+_END = " ,.!?;:~…\n\t\u3000。！？；，、：～"  # the CJK forms too, though normalised text has ASCII
 _second = itemgetter(1)
 
 

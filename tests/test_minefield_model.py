@@ -50,7 +50,7 @@ def reference_scores(model_dir: Path, text: str) -> np.ndarray:
     1/sqrt(number of n-gram positions), times the weights, plus the intercept."""
     with np.load(model_dir / "minefields.npz") as z:
         grams, coef, icpt = [str(g) for g in z["grams"]], z["coef"], z["intercept"]
-    t = BOS + text + EOS
+    t = BOS + text.rstrip(" ,.!?;:~…\n\t\u3000。！？；，、：～") + EOS  # the reply's end is not read
     present = {t[i : i + n] for n in (1, 2, 3) for i in range(len(t) - n + 1)}
     positions = sum(len(t) - n + 1 for n in (1, 2, 3))
     x = np.array([1.0 if g in present else 0.0 for g in grams]) / math.sqrt(positions)
@@ -149,3 +149,27 @@ def test_a_rewrite_the_model_reads_as_a_minefield_is_rejected_at_load(tmp_path):
     model = write_model(tmp_path, {"负责跟进": {"lecturing": 500.0}}, -10.0, veto=-20.0, fire=1.0)
     with pytest.raises(PhrasebookError, match="reads as lecturing"):
         checker_with(model)
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        "您好，请稍等。",
+        "您好，请讲。",
+        "好的，请稍等，我查一下。",
+        "您好，请问有什么可以帮您？",
+        "感谢您的耐心等待。",
+        "還有其他可以幫您的嗎？",
+    ],
+)
+def test_ordinary_turns_are_not_minefields(turn):
+    # The first model read a final 。 as trouble and flagged 您好，请稍等。 as perfunctory.
+    assert Assistant().check_reply(turn).ok
+
+
+def test_the_end_of_a_reply_does_not_move_the_model():
+    model = MinefieldModel(bundled_models() / "minefields")
+    for text in ("您好，请稍等", "这个我也没办法", "您应该先看说明书"):
+        assert (
+            model.scores(text) == model.scores(text + "。") == model.scores(text + "!! ")
+        )  # normalised text

@@ -67,7 +67,7 @@ def test_training_is_deterministic(tmp_path):
 def test_the_shipped_minefield_model_is_what_training_builds(tmp_path):
     """``python -m agent_assist.train minefields`` on the committed data and rules rebuilds
     the committed model byte for byte, and the runtime scores it as scikit-learn would."""
-    from agent_assist.minefield_model import MinefieldModel
+    from agent_assist.minefield_model import MinefieldModel, model_text
     from agent_assist.phrasebook import bundled_models
     from agent_assist.train import main
 
@@ -82,10 +82,12 @@ def test_the_shipped_minefield_model_is_what_training_builds(tmp_path):
 
     import agent_assist.train_minefields as tm
 
-    rows = [{"norm": t} for t in ["您别生气。", "这是物流的问题，和我们无关。", "好的，我马上为您处理。", ""]]
+    texts = ["您别生气。", "这是物流的问题，和我们无关。", "好的，我马上为您处理。", ""]
+    rows = [{"norm": model_text(t)} for t in texts]  # what training feeds the vectoriser
     model = MinefieldModel(shipped)
     vec = tm.Vectorizer([])  # the vocabulary of the shipped model, coefficients as shipped
     vec.vocab = {g: i for i, g in enumerate(model.grams)}
     expected = tm.scores((vec, model.coef, np.array(model._intercept)), rows)
     for row, want in zip(rows, expected, strict=True):
         np.testing.assert_allclose(model.scores(row["norm"]), want, atol=1e-9)
+    assert model.scores(texts[1]) == model.scores(rows[1]["norm"])
