@@ -8,7 +8,7 @@ module-level functions share one default ``Assistant`` built from the bundled da
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -114,13 +114,10 @@ class Assistant:
             )
         return self.minefields.check(reply, customer_text=customer_text, history=history)
 
-    def _reply_hits(
-        self, reply: str, customer_text: str | None, history: Sequence[Turn | Mapping[str, Any]]
-    ) -> list[MinefieldHit]:
-        """:meth:`check_reply`'s hits alone, for QA scoring (which has no use for the rewrite)."""
-        if customer_text is not None:
-            customer_text = customer_text[: self.max_chars]
-        return self.minefields.hits(reply[: self.max_chars], customer_text=customer_text, history=history)
+    def _reply_hits(self, reply: str, asked: Callable[[], bool]) -> list[MinefieldHit]:
+        """:meth:`check_reply`'s hits alone, for QA scoring (which has no use for the rewrite);
+        ``asked``: has the customer asked for compensation before this reply?"""
+        return self.minefields.hits(reply[: self.max_chars], asked=asked)
 
     @property
     def triager(self) -> Triager:

@@ -7,10 +7,12 @@ because at most a few chunks per worker are in flight at any time.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,41 @@ def _init_worker(phrasebooks: str | None) -> None:
     from .assistant import _set_worker_assistant
 
     _set_worker_assistant(phrasebooks)
+    _batch_gc()  # the worker process is ours and only ever scores: for its whole life
+
+
+_GEN0_THRESHOLD = 50_000
+
+
+def _batch_gc() -> tuple[int, int, int] | None:
+    """Tune CPython's collector for scoring; returns the settings to restore (``None``: left
+    alone, because the program froze objects itself and knows better).
+
+    Scoring allocates many small containers (results, evidence, lists) that live until the
+    result is written. With the default gen-0 threshold of 700 the collector runs every few
+    turns, and each run that reaches the oldest generation walks every loaded phrasebook
+    and model object: ~20 % of a run's time. Freezing what is loaded (``gc.freeze``) and
+    collecting gen 0 only every 50,000 allocations removes most of that; scoring makes no
+    reference cycles, so garbage does not pile up.
+    """
+    if gc.get_freeze_count():
+        return None
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(_GEN0_THRESHOLD, *before[1:])
+    return before
+
+
+@contextmanager
+def batch_gc() -> Iterator[None]:
+    """:func:`_batch_gc` for the length of a ``with`` block, then the settings as they were."""
+    before = _batch_gc()
+    try:
+        yield
+    finally:
+        if before is not None:
+            gc.set_threshold(*before)
+            gc.unfreeze()
 
 
 class _Progress:

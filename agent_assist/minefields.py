@@ -677,9 +677,15 @@ class MinefieldChecker:
         *,
         customer_text: str | None = None,
         history: Sequence[Turn | Mapping[str, Any]] | None = None,
+        asked: Callable[[], bool] | None = None,
     ) -> list[MinefieldHit]:
-        """The hits of :meth:`check` without the suggested reply (QA scoring needs no rewrite)."""
-        norm, found, _, _ = self._find(reply, customer_text, history)
+        """The hits of :meth:`check` without the suggested reply (QA scoring needs no rewrite).
+
+        ``asked`` answers "has the customer asked for compensation?" in place of scanning
+        ``customer_text`` and ``history``: QA walks a whole conversation and would otherwise
+        re-read every earlier turn for each agent turn (see :class:`AskedSoFar`).
+        """
+        norm, found, _, _ = self._find(reply, customer_text, history, asked)
         if not found:
             return []
         trad = self._traditional(reply)
@@ -690,12 +696,13 @@ class MinefieldChecker:
         reply: str,
         customer_text: str | None,
         history: Sequence[Turn | Mapping[str, Any]] | None,
+        asked: Callable[[], bool] | None = None,
     ) -> tuple[Normalized, list[_Found], _Call, _CustomerSide]:
         if not isinstance(reply, str):
             raise TypeError(f"reply must be str, not {type(reply).__name__}")
         if customer_text is not None and not isinstance(customer_text, str):
             raise TypeError(f"customer_text must be str or None, not {type(customer_text).__name__}")
-        customer = _CustomerSide(self, customer_text, history)
+        customer = _CustomerSide(self, customer_text, history, asked)
         norm = self._normalize(reply)
         call = _Call(self, norm, customer)
         found = call.hits()
@@ -903,57 +910,85 @@ def _rewrite(
 class _CustomerSide:
     """Whether the customer asked for compensation; computed at most once per call."""
 
-    __slots__ = ("_checker", "_customer_text", "_history", "_asked")
+    __slots__ = ("_checker", "_customer_text", "_history", "_asked", "_ask")
 
     def __init__(
         self,
         checker: MinefieldChecker,
         customer_text: str | None,
         history: Sequence[Turn | Mapping[str, Any]] | None,
+        asked: Callable[[], bool] | None = None,
     ) -> None:
         self._checker = checker
         self._customer_text = customer_text
         self._history = history
         self._asked: bool | None = None
-        if history is not None:  # fail fast on a malformed history, whatever the reply
+        self._ask = asked
+        if history is not None and asked is None:  # fail fast on a malformed history, whatever the reply
             for i, turn in enumerate(history):
                 _turn(turn, i)
 
     @property
     def asked(self) -> bool:
         if self._asked is None:
+            if self._ask is not None:
+                self._asked = self._ask()
+                return self._asked
             texts = [self._customer_text] if self._customer_text else []
             for i, turn in enumerate(self._history or ()):
                 speaker, text = _turn(turn, i)
                 if speaker == "customer" and text:
                     texts.append(text)
-            self._asked = any(self._asks(t) for t in texts)
+            self._asked = any(_asks(self._checker, t) for t in texts)
         return self._asked
 
-    def _asks(self, text: str) -> bool:
-        c = self._checker
-        t = c._normalize(text).text
-        refusals: list[int] = []
-        blocked: list[tuple[int, int]] = []
-        asks: list[tuple[int, int]] = []
-        for last, (length, tag) in c._ask.iter(t):
-            end = last + 1
-            if tag == _ASK:
-                asks.append((end - length, end))
-            elif tag == _REFUSE:
-                refusals.append(end)
-            else:
-                blocked.append((end - length, end))
-        blockers = _Spans(blocked)
-        for s, e in asks:
-            if blockers.around(s, e):
-                continue
-            # Refusals end in text order: those within reach are a slice, not a scan of all.
-            near = refusals[bisect_left(refusals, s - c._ask_scope) : bisect_right(refusals, s)]
-            if any(not _CLAUSE_RX.search(t, r, s) for r in near):
-                continue
-            return True
-        return False
+
+class AskedSoFar:
+    """Whether a customer turn before turn ``i`` of a conversation asks for compensation,
+    reading each customer turn at most once however many agent turns ask (QA's walk)."""
+
+    __slots__ = ("_checker", "_turns", "_next", "_found")
+
+    def __init__(self, checker: MinefieldChecker, turns: Sequence[Turn]) -> None:
+        self._checker = checker
+        self._turns = turns
+        self._next = 0  # turns before this one have been read
+        self._found = False
+
+    def before(self, i: int) -> bool:
+        turns = self._turns
+        while not self._found and self._next < i:
+            turn = turns[self._next]
+            self._next += 1
+            if turn.speaker == "customer" and turn.text and _asks(self._checker, turn.text):
+                self._found = True
+        return self._found
+
+
+def _asks(c: MinefieldChecker, text: str) -> bool:
+    """Does customer ``text`` ask for compensation (not refuse it)?"""
+    t = c._normalize(text).text
+    refusals: list[int] = []
+    blocked: list[tuple[int, int]] = []
+    asks: list[tuple[int, int]] = []
+    for last, (length, tag) in c._ask.iter(t):
+        end = last + 1
+        if tag == _ASK:
+            asks.append((end - length, end))
+        elif tag == _REFUSE:
+            refusals.append(end)
+        else:
+            blocked.append((end - length, end))
+    blockers = _Spans(blocked)
+    for s, e in asks:
+        if blockers.around(s, e):
+            continue
+        # Refusals end in text order: those within reach are a slice, not a scan of all.
+        near = refusals[bisect_left(refusals, s - c._ask_scope) : bisect_right(refusals, s)]
+        if any(not _CLAUSE_RX.search(t, r, s) for r in near):
+            continue
+        return True
+    return False
 
 
 def _turn(turn: Turn | Mapping[str, Any], i: int) -> tuple[str, str]:

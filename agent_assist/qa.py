@@ -9,6 +9,7 @@ deduction carries evidence: the turn, the span and the words that caused it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,6 +17,7 @@ import ahocorasick
 from pydantic import Field, field_validator, model_validator
 
 from .errors import PhrasebookError
+from .minefields import AskedSoFar
 from .patterns import RunSafeRegex
 from .phrasebook import Phrasebook, StrictModel, Tier, check_linear_regex, unique_ids
 from .results import ResultModel, build
@@ -343,12 +345,11 @@ class QAScorer:
         texts = [turns[i].text for i in conv.customer]
         for i, r in zip(conv.customer, self._a.detect_emotions(texts)):
             conv.emotions[i] = r
-        last_customer: str | None = None
+        asked = AskedSoFar(self._a.minefields, turns)
         for i, turn in enumerate(turns):
             if turn.speaker == "customer":
-                last_customer = turn.text
                 continue
-            conv.checks[i] = self._a._reply_hits(turn.text, last_customer, turns[:i])
+            conv.checks[i] = self._a._reply_hits(turn.text, partial(asked.before, i))
             norm = conv.norms[i] = self._normalize(turn.text)
             for last, (length, idxs) in self._phrases.iter(norm.text):
                 start, end = norm.span(last + 1 - length, last + 1)

@@ -2,7 +2,8 @@
 
     python benchmarks/bench_qa.py [--n 3000] [--stream-lines 1000000] [--score-lines 20000]
 
-1. Transcripts of exactly 20 turns, stitched from examples/transcripts.jsonl, scored file to
+1. Transcripts of exactly 20 turns, stitched from examples/transcripts.jsonl (consecutive
+   transcripts' turns, none repeated within one), scored file to
    file as ``agent-assist qa`` does (read, score, redact, write): transcripts per second in
    one process, with 1 and with 2 worker processes (speed-up ratio); then score_transcripts
    over in-memory dicts, for the scoring cost alone.
@@ -62,10 +63,14 @@ def twenty_turns(n: int) -> list[dict]:
             source.append(obj)
     out = []
     for i in range(n):
+        # The next transcripts' turns fill it up to 20, so no turn repeats within a
+        # transcript (per-call de-duplication, as in emotion, would flatter repeats).
         base = source[i % len(source)]
         turns = [dict(t) for t in base["turns"]]
+        j = i + 1
         while len(turns) < 20:
-            turns += [dict(t) for t in base["turns"][1:]]
+            turns += [dict(t) for t in source[j % len(source)]["turns"]]
+            j += 1
         out.append({"id": f"b{i}", "agent_id": base.get("agent_id"), "turns": turns[:20]})
     return out
 

@@ -115,3 +115,54 @@ def test_rubric_validation_names_file_and_key(tmp_path):
     shutil.rmtree(tmp_path / "pb")
     with pytest.raises(PhrasebookError, match="needs 'max_seconds'"):
         _custom(tmp_path, "    max_seconds: 30\n", "\n").qa
+
+
+def _examples() -> list[dict]:
+    import json
+    from pathlib import Path
+
+    out = []
+    for line in (Path(__file__).parent.parent / "examples" / "transcripts.jsonl").read_text("utf-8").splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj.get("turns"), list) and obj["turns"]:
+            out.append(obj)
+    return out
+
+
+def test_qa_minefield_hits_equal_check_reply_with_the_whole_history():
+    """QA reads each customer turn once for "asked for compensation?" (AskedSoFar); its hits
+    must equal what check_reply says given the last customer turn and the whole history."""
+    from agent_assist.transcript import parse_transcript
+
+    a = Assistant()
+    convs = _examples() + [
+        {"id": "ask-late", "turns": [
+            {"speaker": "customer", "text": "快递三天没到。"},
+            {"speaker": "agent", "text": "给您补偿一张20元优惠券。"},
+            {"speaker": "customer", "text": "我要求退款并赔偿。"},
+            {"speaker": "agent", "text": "可以给您补偿一张20元优惠券。"},
+        ]},
+    ]
+    compared = compensation = 0
+    for obj in convs:
+        try:
+            t = parse_transcript(obj, a.qa.speakers)
+        except Exception:  # noqa: BLE001 - the deliberately bad example records
+            continue
+        conv = a.qa._analyse(t)
+        last = None
+        for i, turn in enumerate(t.turns):
+            if turn.speaker == "customer":
+                last = turn.text
+                continue
+            expected = a.check_reply(turn.text, customer_text=last, history=list(t.turns[:i])).hits
+            assert conv.checks[i] == expected, (obj.get("id"), i)
+            compared += 1
+            compensation += any(h.kind == "premature_compensation" for h in expected)
+    assert compared > 200
+    late = a.qa._analyse(parse_transcript(convs[-1], a.qa.speakers))
+    assert [h.kind for h in late.checks[1]] == ["premature_compensation"]
+    assert late.checks[3] == []
