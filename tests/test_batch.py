@@ -148,3 +148,36 @@ def test_dask_map_partitions_on_a_local_cluster():
     assert sorted(out["id"]) == [f"c{i}" for i in range(6)]
     expected = score_frame(df).set_index("id")["score"]
     assert (out.set_index("id")["score"].sort_index() == expected.sort_index()).all()
+
+
+def test_batch_gc_restores_the_collector_and_respects_a_programs_own_freeze():
+    import gc
+
+    from agent_assist.batch import batch_gc
+
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    with batch_gc():
+        assert gc.get_threshold()[0] > before[0]
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    gc.freeze()  # the program tuned the collector itself: left alone
+    try:
+        frozen = gc.get_freeze_count()
+        with batch_gc():
+            assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_score_file_leaves_the_collector_as_it_found_it(tmp_path):
+    import gc
+
+    from agent_assist import score_file
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "turns": [{"speaker": "客户", "text": "还没到货"}]}) + "\n", encoding="utf-8")
+    before = gc.get_threshold()
+    score_file(src, tmp_path / "out.jsonl")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
