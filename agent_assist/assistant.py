@@ -114,10 +114,14 @@ class Assistant:
             )
         return self.minefields.check(reply, customer_text=customer_text, history=history)
 
-    def _reply_hits(self, reply: str, asked: Callable[[], bool]) -> list[MinefieldHit]:
+    def _reply_hits(
+        self, reply: str, customer_text: str | None, asked: Callable[[], bool]
+    ) -> list[MinefieldHit]:
         """:meth:`check_reply`'s hits alone, for QA scoring (which has no use for the rewrite);
         ``asked``: has the customer asked for compensation before this reply?"""
-        return self.minefields.hits(reply[: self.max_chars], asked=asked)
+        if customer_text is not None:
+            customer_text = customer_text[: self.max_chars]
+        return self.minefields.hits(reply[: self.max_chars], customer_text=customer_text, asked=asked)
 
     @property
     def triager(self) -> Triager:

@@ -81,6 +81,8 @@ Condition = Literal[
     "reassured",
     "customer_asked",
     "not_whole_answer",
+    "says_more",
+    "customer_closing",
 ]
 
 _DEFAULT_UNLESS: tuple[Condition, ...] = ("negated",)
@@ -183,6 +185,11 @@ class Conditions(StrictModel):
     help: Words
     action: Words
     compensation_request: CompensationRequest
+    closing: Words = Field(
+        default_factory=lambda: Words(terms=["谢谢"]),
+        description="What a customer says to close (好的谢谢, 没有了, 再见): a bare 好的 or 感谢您的反馈 "
+        "answering it is no brush-off.",
+    )
 
 
 class Rule(StrictModel):
@@ -418,6 +425,7 @@ _ASK, _REFUSE, _ASK_BLOCK = range(3)
 
 # Clause and sentence ends in normalised text (full-width punctuation is already half-width).
 _CLAUSE_RX = re.compile(r"[,.!?;:~…\n]")
+_CLAUSE_SPLIT_RX = re.compile(r"[\s,.!?;:~…]+")
 # The same, except a full stop between digits (1.5小时) is a decimal point.
 _BREAK_RX = re.compile(r"[,!?;:~…\n]|(?<![0-9])\.|\.(?![0-9])")
 _SENTENCE_ENDS = frozenset(".!?;…\n")
@@ -569,6 +577,9 @@ class MinefieldChecker:
                 k = self.fold(t)
                 ask.setdefault(k, (len(k), tag))
         self._ask = _automaton(ask)
+        # A customer message made only of closing words (好的谢谢, 嗯没有了, 再见), clause by clause.
+        closing = sorted({self.fold(t) for t in cond.closing.terms}, key=len, reverse=True)
+        self._closing_rx = re.compile("(?:" + "|".join(map(re.escape, closing)) + ")+")
 
         # Script of a reply with hits, so rewrites come back in the reply's script: the
         # characters the normaliser changes (Traditional) against those it would change
@@ -613,11 +624,12 @@ class MinefieldChecker:
         for key, text in sources:
             norm = self._normalize(text.strip())
             call = _Call(self, norm, None)
-            # A whole-answer phrase (好的) only counts where it is a whole clause.
+            # A whole-answer phrase (好的, 给您添麻烦了) only counts where the rewrite is
+            # made of nothing else: spliced into a reply, the rest of it still says more.
             found = [
                 (s, e, ri)
                 for s, e, ri in call.candidates()
-                if whole not in self._rules[ri].unless or call.clause(s, e) == (s, e)
+                if whole not in self._rules[ri].unless or not call.not_whole_answer(s, e, ri)
             ]
             if found:
                 s, e, ri = found[0]
@@ -910,7 +922,7 @@ def _rewrite(
 class _CustomerSide:
     """Whether the customer asked for compensation; computed at most once per call."""
 
-    __slots__ = ("_checker", "_customer_text", "_history", "_asked", "_ask")
+    __slots__ = ("_checker", "_customer_text", "_history", "_asked", "_ask", "_closing")
 
     def __init__(
         self,
@@ -924,6 +936,7 @@ class _CustomerSide:
         self._history = history
         self._asked: bool | None = None
         self._ask = asked
+        self._closing: bool | None = None
         if history is not None and asked is None:  # fail fast on a malformed history, whatever the reply
             for i, turn in enumerate(history):
                 _turn(turn, i)
@@ -941,6 +954,17 @@ class _CustomerSide:
                     texts.append(text)
             self._asked = any(_asks(self._checker, t) for t in texts)
         return self._asked
+
+
+    @property
+    def closing(self) -> bool:
+        """Is the customer's message (``customer_text``) only a close: 好的，谢谢 / 没有了，再见?"""
+        if self._closing is None:
+            c = self._checker
+            text = c._normalize(self._customer_text).text if self._customer_text else ""
+            clauses = [t for t in _CLAUSE_SPLIT_RX.split(text) if t]
+            self._closing = bool(clauses) and all(c._closing_rx.fullmatch(t) for t in clauses)
+        return self._closing
 
 
 class AskedSoFar:
@@ -1167,7 +1191,8 @@ class _Call:
                 if cond(self, s, e, ri):
                     if cond in _NONLOCAL:  # its context may be rewritten away
                         self.spared.append((s, e, _BY_CONTEXT))
-                    self.cleared.add(r.kind_index)
+                    if cond not in _PHRASE_ONLY:
+                        self.cleared.add(r.kind_index)
                     break
             else:
                 alive.append((r.kind_index, s, -e, ri))
@@ -1338,6 +1363,32 @@ class _Call:
         """The customer asked for compensation (in customer_text or a customer turn)."""
         return self.customer is not None and self.customer.asked
 
+    def says_more(self, s: int, e: int, ri: int) -> bool:
+        """Some clause of the reply holds no trigger of this rule's kind: the reply does more
+        than brush off (…续重每公斤2元，具体以称重为准 answers; 一切以页面为准 alone does not)."""
+        kind = self.c._rules[ri].kind_index
+        key = ("more", kind)  # the answer depends on the kind only: computed once per call
+        if key not in self._memo:
+            rules = self.c._rules
+            mine = _Spans([(cs, ce) for cs, ce, r in self.cands if rules[r].kind_index == kind])
+            t = self.text
+            start, more = 0, False
+            for b in self._clause_breaks() + [len(t)]:
+                seg = t[start:b]
+                body = seg.strip()
+                if body:
+                    lead = start + len(seg) - len(seg.lstrip())
+                    if not mine.overlaps(lead, lead + len(body)):
+                        more = True
+                        break
+                start = b + 1
+            self._memo[key] = more
+        return self._memo[key]  # type: ignore[no-any-return]
+
+    def customer_closing(self, s: int, e: int, ri: int) -> bool:
+        """The customer only closed the conversation (好的，谢谢): a bare 好的 answers it well."""
+        return self.customer is not None and self.customer.closing
+
     def not_whole_answer(self, s: int, e: int, ri: int) -> bool:
         """Some clause of the reply is more than one of this rule's phrases: the reply is
         not just the phrase (嗯，知道了 alone is perfunctory; 嗯，我马上查 and 可行的方案 are not)."""
@@ -1362,9 +1413,13 @@ class _Call:
 
 #: Condition name (as in the YAML) -> the function above.
 _CONDITIONS = {name: getattr(_Call, name) for name in Condition.__args__}  # type: ignore[attr-defined]
+#: Conditions that clear a phrase without judging the reply: 好的 is no brush-off when more
+#: follows, but the rest may still be one, so the model keeps its say on the kind.
+_PHRASE_ONLY = frozenset(_CONDITIONS[n] for n in ("not_whole_answer", "says_more"))
 #: Conditions whose evidence may lie outside the trigger's clause.
 _NONLOCAL = frozenset(
-    _CONDITIONS[n] for n in ("concrete_time", "ownership", "real_help", "reassured", "not_whole_answer")
+    _CONDITIONS[n]
+    for n in ("concrete_time", "ownership", "real_help", "reassured", "not_whole_answer", "says_more")
 )
 
 

@@ -346,10 +346,12 @@ class QAScorer:
         for i, r in zip(conv.customer, self._a.detect_emotions(texts)):
             conv.emotions[i] = r
         asked = AskedSoFar(self._a.minefields, turns)
+        last_customer: str | None = None
         for i, turn in enumerate(turns):
             if turn.speaker == "customer":
+                last_customer = turn.text
                 continue
-            conv.checks[i] = self._a._reply_hits(turn.text, partial(asked.before, i))
+            conv.checks[i] = self._a._reply_hits(turn.text, last_customer, partial(asked.before, i))
             norm = conv.norms[i] = self._normalize(turn.text)
             for last, (length, idxs) in self._phrases.iter(norm.text):
                 start, end = norm.span(last + 1 - length, last + 1)

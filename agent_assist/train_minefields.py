@@ -47,8 +47,8 @@ TRAIN = [
     "replies_dev7.jsonl",
     "replies_dev8.jsonl",
 ]
-# Written after the rules (which come from dev, dev2, dev3, dev4 and, for a few perfunctory
-# patterns, dev8): new wording for them.
+# Written after the rules (which come from dev, dev2, dev3, dev4 and, for perfunctory, dev8
+# and dev10): new wording for them.
 NEW = ["replies_dev6.jsonl", "replies_dev7.jsonl"]
 HELD_OUT = "replies_dev5.jsonl"
 #: Ordinary clean agent turns (greetings, questions, holds, closings): three in four train,

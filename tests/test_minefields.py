@@ -474,3 +474,42 @@ def test_second_dev_set_keeps_its_level():
         gold = set(r["kinds"])
         tp, fp, fn = tp + len(got & gold), fp + len(got - gold), fn + len(gold - got)
     assert tp / (tp + fp) >= 0.93 and tp / (tp + fn) >= 0.90
+
+
+@pytest.mark.parametrize(
+    ("customer", "reply", "perfunctory"),
+    [
+        # a bare acknowledgement answers a close, not a complaint
+        ("快递还没到，怎么回事？", "好的。", True),
+        ("好的，谢谢。", "好的。", False),
+        ("嗯，没有了，再见", "好的呢，祝您生活愉快", False),
+        # office formulas as the whole answer
+        ("我要投诉你们营业厅", "给您带来不便，敬请谅解。", True),
+        ("我要投诉你们营业厅", "给您带来不便，敬请谅解，我马上为您登记投诉，今天18点前回电。", False),
+        ("电费涨了好多", "问题已提交，请您知悉。", True),
+        # sent elsewhere, or "the rule decides", with nothing else
+        ("信用卡分期怎么操作？", "您可以在APP上自助办理。", True),
+        ("怎么办副卡", "您可以在App里点“业务办理-副卡”，按提示填写信息就能申请。", False),
+        ("官网价格和结账价格不一样！", "一切以結帳頁面顯示為準喔。", True),
+        ("寄件多少钱", "同城首重是12元，续重每公斤2元，具体以揽收时称重为准哦。", False),
+        # "cannot find it" with what the agent does about it, and when
+        ("我的包裹五天没更新了", "这边暂时查不到呢。", True),
+        ("我的包裹五天没更新了", "这边暂时查不到，我已经联系仓库核实，今天下午5点前给您回电。", False),
+    ],
+)
+def test_perfunctory_depends_on_what_else_is_said(rules_only, customer, reply, perfunctory):
+    kinds = {h.kind for h in rules_only.check(reply, customer_text=customer).hits}
+    assert ("perfunctory" in kinds) is perfunctory
+
+
+def test_a_phrase_cleared_by_what_follows_leaves_the_model_its_say():
+    # 好的 is cleared because more follows, which says nothing about the rest of the reply:
+    # the model may still read it as perfunctory. A negation does judge the reply.
+    from agent_assist.minefields import _Call
+
+    checker = Assistant().minefields
+    perfunctory = KINDS.index("perfunctory")
+    for reply, judged in (("好的，我马上帮您查。", False), ("我们不会让您等通知的。", True)):
+        call = _Call(checker, checker._normalize(reply), None)
+        assert call.hits() == []
+        assert (perfunctory in call.cleared) is judged, reply

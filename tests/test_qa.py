@@ -144,6 +144,8 @@ def test_qa_minefield_hits_equal_check_reply_with_the_whole_history():
             {"speaker": "agent", "text": "给您补偿一张20元优惠券。"},
             {"speaker": "customer", "text": "我要求退款并赔偿。"},
             {"speaker": "agent", "text": "可以给您补偿一张20元优惠券。"},
+            {"speaker": "customer", "text": "好的，谢谢。"},
+            {"speaker": "agent", "text": "好的。"},
         ]},
     ]
     compared = compensation = 0
@@ -166,3 +168,4 @@ def test_qa_minefield_hits_equal_check_reply_with_the_whole_history():
     late = a.qa._analyse(parse_transcript(convs[-1], a.qa.speakers))
     assert [h.kind for h in late.checks[1]] == ["premature_compensation"]
     assert late.checks[3] == []
+    assert late.checks[5] == []  # a bare 好的 answering 好的，谢谢 closes well
