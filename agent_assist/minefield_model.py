@@ -63,6 +63,8 @@ class MinefieldModel:
             self.kinds: tuple[str, ...] = tuple(info["kinds"])
             self.veto = float(info["thresholds"]["veto"])
             self.fire = float(info["thresholds"]["fire"])
+            #: The model alone raises a kind only on replies at least this long (model_text).
+            self.min_chars = int(info["thresholds"].get("min_chars", 0))
             self.trained = str(info["trained"])
         except (OSError, KeyError, ValueError, TypeError) as e:
             raise ModelError(f"cannot load minefield model from {directory}: {e}") from None
@@ -98,6 +100,10 @@ class MinefieldModel:
             for k in range(len(z)):
                 z[k] += sums[k] * inv
         return z
+
+    def may_raise(self, text: str) -> bool:
+        """Whether normalised reply ``text`` is long enough for the model alone to raise a kind."""
+        return len(model_text(text)) >= self.min_chars
 
     def locate(self, text: str, kind: int) -> Located | None:
         """The sentence of ``text`` the model reads most as ``kind``, trimmed of punctuation,

@@ -729,8 +729,9 @@ class MinefieldChecker:
         a rewrite anywhere can move its verdict on the rest."""
         model = self._model
         assert model is not None
-        z = model.scores(self._normalize(text).text)
-        if any(
+        norm_text = self._normalize(text).text
+        z = model.scores(norm_text)
+        if model.may_raise(norm_text) and any(
             zk >= model.fire
             for k, zk in enumerate(z)
             if k not in call.cleared and not (k == _COMPENSATION and customer.asked)
@@ -783,7 +784,7 @@ class MinefieldChecker:
                 continue
             kept.append(f)
         have = {self._rules[f.rule].kind_index for f in kept}
-        for k, zk in enumerate(z):
+        for k, zk in enumerate(z if model.may_raise(text) else ()):
             if zk < model.fire or k in have or k in call.cleared or (k == _COMPENSATION and customer.asked):
                 continue
             where = model.locate(text, k)

@@ -62,6 +62,10 @@ SLACK = 0.01  # recall given up, at most, for a weaker veto
 #: The model may overrule a rule only where it leans clearly against the kind (p < 0.27): a
 #: stronger veto silenced the textbook phrases themselves (稍后联系您, 您听不懂吗) in CV.
 VETO_MAX = -1.0
+#: Shortest replies (characters the model reads) the model alone may raise a kind on: a very
+#: short reply (好的呢, 了解) is a brush-off or not by what the customer said, which only the
+#: rules see; chosen with the thresholds.
+MIN_CHARS = (0, 6, 8, 10, 12)
 
 
 def load(name: str, checker: MinefieldChecker, data_dir: Path = DATA) -> list[dict[str, Any]]:
@@ -101,6 +105,10 @@ def _row(r: dict[str, Any], name: str, checker: MinefieldChecker) -> dict[str, A
             if span != (0, len(norm.text)):
                 r["hit_spans"].append((k, model_text(norm.text[span[0] : span[1]])))
     r["asked"] = customer.asked
+    # Kinds the model may not raise here, as at inference: those the rules judged in context
+    # (call.cleared) and compensation once asked.
+    r["blocked"] = np.array([k in call.cleared or (k == COMP and customer.asked) for k in range(len(K))])
+    r["length"] = len(r["norm"])
     r["y"] = np.array([k in r["kinds"] for k in K])
     return r
 
@@ -187,13 +195,20 @@ def veto_scores(
     return out
 
 
+Context = tuple[np.ndarray, np.ndarray, np.ndarray]  # rules, blocked, length: per row
+
+
+def context(rows: list[dict[str, Any]]) -> Context:
+    return stack(rows, "rules"), stack(rows, "blocked"), stack(rows, "length")
+
+
 def predict(
-    veto: float, fire: float, s: np.ndarray, sv: np.ndarray, rules: np.ndarray, asked: np.ndarray
+    veto: float, fire: float, min_chars: int, s: np.ndarray, sv: np.ndarray, ctx: Context
 ) -> np.ndarray:
     """Kinds found: a rule hit whose (reply, sentence or clause) score reaches ``veto``, or a reply
-    score reaching ``fire`` (for premature_compensation only where the customer did not ask)."""
-    alone = s >= fire
-    alone[:, COMP] &= ~asked
+    of at least ``min_chars`` characters scoring ``fire`` on a kind it may raise."""
+    rules, blocked, length = ctx
+    alone = (s >= fire) & ~blocked & (length >= min_chars)[:, None]
     return (rules & (sv >= veto)) | alone
 
 
@@ -206,33 +221,36 @@ def choose(
     y: np.ndarray,
     s: np.ndarray,
     sv: np.ndarray,
-    rules: np.ndarray,
-    asked: np.ndarray,
+    ctx: Context,
     target: float,
-    ordinary: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-) -> tuple[float, float]:
-    """(veto, fire) with the best recall at micro precision >= target; among pairs within
-    ``SLACK`` of that recall, the weakest veto (overrule the rules as little as the data
-    allows: they were written with care, and a veto also silences wording the data lacks).
+    ordinary: tuple[np.ndarray, np.ndarray, Context] | None = None,
+) -> tuple[float, float, int]:
+    """(veto, fire, min_chars) with the best recall at micro precision >= target; among those
+    within ``SLACK`` of that recall, the weakest veto (overrule the rules as little as the
+    data allows: they were written with care, and a veto also silences wording the data
+    lacks), then the shortest replies the model may still raise a kind on.
 
-    ``ordinary``: (scores, veto scores, rules, asked) of clean ordinary turns; a pair must
-    not flag more of them than the rules alone do (a short turn magnifies every n-gram,
-    and ordinary turns are most of a transcript)."""
-    limit = None if ordinary is None else int(ordinary[2].any(axis=1).sum())
+    ``ordinary``: (scores, veto scores, context) of clean ordinary turns; a choice must not
+    flag more of them than the rules alone do (a short turn magnifies every n-gram, and
+    ordinary turns are most of a transcript)."""
+    limit = None if ordinary is None else int(ordinary[2][0].any(axis=1).sum())
     ok = []
-    for veto in [-math.inf, *np.linspace(-4, VETO_MAX, 13)]:
-        for fire in np.linspace(-2, 6, 81):
-            p, r = prf(y, predict(veto, fire, s, sv, rules, asked))
-            if p < target:
-                continue
-            if ordinary is not None and int(predict(veto, fire, *ordinary).any(axis=1).sum()) > limit:
-                continue
-            ok.append((r, float(veto), float(fire)))
+    for min_chars in MIN_CHARS:
+        for veto in [-math.inf, *np.linspace(-4, VETO_MAX, 13)]:
+            for fire in np.linspace(-2, 6, 81):
+                p, r = prf(y, predict(veto, fire, min_chars, s, sv, ctx))
+                if p < target:
+                    continue
+                if ordinary is not None:
+                    alarms = predict(veto, fire, min_chars, *ordinary)
+                    if int(alarms.any(axis=1).sum()) > limit:
+                        continue
+                ok.append((r, float(veto), float(fire), min_chars))
     if not ok:
-        return -math.inf, math.inf
-    best = max(r for r, _, _ in ok)
-    _, veto, fire = min(ok, key=lambda c: (c[0] < best - SLACK, c[1], -c[0]))
-    return veto, fire
+        return -math.inf, math.inf, 0
+    best = max(c[0] for c in ok)
+    _, veto, fire, min_chars = min(ok, key=lambda c: (c[0] < best - SLACK, c[1], c[3], -c[0]))
+    return veto, fire, min_chars
 
 
 def train_minefields(args: argparse.Namespace) -> int:
@@ -251,7 +269,7 @@ def train_minefields(args: argparse.Namespace) -> int:
     fid = np.array([TRAIN.index(r["file"]) for r in rows])
     ofid = np.arange(len(ordinary_train)) % len(TRAIN)
     pool = rows + ordinary_train
-    y, rules, asked = stack(pool, "y"), stack(pool, "rules"), stack(pool, "asked")
+    y = stack(pool, "y")
     oof, oof_v = np.zeros((len(pool), len(K))), np.zeros((len(pool), len(K)))
     where = np.concatenate([fid, ofid])
     for i, f in enumerate(TRAIN):
@@ -265,22 +283,19 @@ def train_minefields(args: argparse.Namespace) -> int:
         oof_v[sel] = veto_scores(model, part, z)
     new = np.concatenate([np.isin(fid, [TRAIN.index(f) for f in NEW]), np.zeros(len(ordinary_train), dtype=bool)])
     plain = np.arange(len(pool)) >= len(rows)
-    veto, fire = choose(
-        y[new], oof[new], oof_v[new], rules[new], asked[new], args.target,
-        ordinary=(oof[plain], oof_v[plain], rules[plain], asked[plain]),
+    ctx_new = context([r for r, n in zip(pool, new) if n])
+    veto, fire, min_chars = choose(
+        y[new], oof[new], oof_v[new], ctx_new, args.target,
+        ordinary=(oof[plain], oof_v[plain], context(ordinary_train)),
     )
     cv = {
-        "rules": prf(y[new], rules[new]),
-        "rules+model": prf(y[new], predict(veto, fire, oof[new], oof_v[new], rules[new], asked[new])),
+        "rules": prf(y[new], ctx_new[0]),
+        "rules+model": prf(y[new], predict(veto, fire, min_chars, oof[new], oof_v[new], ctx_new)),
     }
     vec, coef, icpt = fit(rows + extra)
     z = scores((vec, coef, icpt), ordinary_held)
     alarms = predict(
-        veto,
-        fire,
-        z,
-        veto_scores((vec, coef, icpt), ordinary_held, z),
-        *(stack(ordinary_held, k) for k in ("rules", "asked")),
+        veto, fire, min_chars, z, veto_scores((vec, coef, icpt), ordinary_held, z), context(ordinary_held)
     )
     ordinary_fp = {
         "rules": float(stack(ordinary_held, "rules").any(axis=1).mean()),
@@ -304,7 +319,7 @@ def train_minefields(args: argparse.Namespace) -> int:
         "C": C,
         "kept_share": KEEP,
         "normalisation": "1/sqrt(n-gram positions of the marked text)",
-        "thresholds": {"veto": veto, "fire": fire, "precision_target": args.target},
+        "thresholds": {"veto": veto, "fire": fire, "min_chars": min_chars, "precision_target": args.target},
         "data": {
             **{f: len(data[f]) for f in TRAIN},
             "own suggestions + ordinary turns (clean)": len(extra),
@@ -326,7 +341,8 @@ def train_minefields(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(
-        f"veto {veto:.2f} fire {fire:.2f}; wrote {out}/minefields.npz ({len(keep)} n-grams)", file=sys.stderr
+        f"veto {veto:.2f} fire {fire:.2f} min_chars {min_chars}; wrote {out}/minefields.npz ({len(keep)} n-grams)",
+        file=sys.stderr,
     )
     return 0
 
