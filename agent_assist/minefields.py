@@ -34,7 +34,7 @@ import itertools
 import re
 import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -1372,18 +1372,7 @@ class _Call:
         if key not in self._memo:
             rules = self.c._rules
             mine = _Spans([(cs, ce) for cs, ce, r in self.cands if rules[r].kind_index == kind])
-            t = self.text
-            start, more = 0, False
-            for b in self._clause_breaks() + [len(t)]:
-                seg = t[start:b]
-                body = seg.strip()
-                if body:
-                    lead = start + len(seg) - len(seg.lstrip())
-                    if not mine.overlaps(lead, lead + len(body)):
-                        more = True
-                        break
-                start = b + 1
-            self._memo[key] = more
+            self._memo[key] = any(not mine.overlaps(a, b) for a, b in self._clause_bodies())
         return self._memo[key]  # type: ignore[no-any-return]
 
     def customer_closing(self, s: int, e: int, ri: int) -> bool:
@@ -1394,22 +1383,22 @@ class _Call:
         """Some clause of the reply is more than one of this rule's phrases: the reply is
         not just the phrase (嗯，知道了 alone is perfunctory; 嗯，我马上查 and 可行的方案 are not)."""
         key = ("whole", ri)  # the answer depends on the rule only: computed once per call
-        if key in self._memo:
-            return self._memo[key]  # type: ignore[no-any-return]
+        if key not in self._memo:
+            own = {(cs, ce) for cs, ce, r in self.cands if r == ri}
+            self._memo[key] = any(span not in own for span in self._clause_bodies())
+        return self._memo[key]  # type: ignore[no-any-return]
+
+    def _clause_bodies(self) -> Iterator[tuple[int, int]]:
+        """(start, end) of every clause's text without its surrounding space, in order."""
         t = self.text
-        own = {(cs, ce) for cs, ce, r in self.cands if r == ri}
         start = 0
-        self._memo[key] = False
         for b in self._clause_breaks() + [len(t)]:
             seg = t[start:b]
             body = seg.strip()
             if body:
                 lead = start + len(seg) - len(seg.lstrip())
-                if (lead, lead + len(body)) not in own:
-                    self._memo[key] = True
-                    break
+                yield lead, lead + len(body)
             start = b + 1
-        return self._memo[key]  # type: ignore[no-any-return]
 
 
 #: Condition name (as in the YAML) -> the function above.

@@ -9,12 +9,14 @@ L2-normalised character 1-3 grams of the normalised reply (with start/end marks)
 ``premature_compensation`` only replies to customers who did not ask for compensation are
 used (the same words are fine once they asked: that part stays with the rules).
 
-Thresholds (``veto``, ``fire``; one pair for all kinds): chosen on leave-one-file-out
-out-of-fold scores of the files written after the rules (``NEW``), as the pair with the
-highest recall whose micro precision is at least ``--target``. The rules look near-perfect
-on the files they were written from, so choosing there would trust them too much. A rule
-hit is judged on the best of the scores of the reply, its sentence and its clause, as at
-inference.
+Thresholds (``veto``, ``fire`` and ``min_chars``; one set for all kinds): chosen on
+leave-one-file-out out-of-fold scores of the files written after the rules (``NEW``), as
+the set with the highest recall whose micro precision is at least ``--target`` and which
+flags no more out-of-fold ordinary turns (``ORDINARY``, dealt round the folds) than the
+rules alone. The rules look near-perfect on the files they were written from, so choosing
+there would trust them too much. As at inference, a rule hit is judged on the best of the
+scores of the reply, its sentence and its clause, and the model may not raise a kind the
+rules judged in context.
 Deterministic: liblinear with a fixed random_state, sorted vocabulary.
 """
 
@@ -281,7 +283,8 @@ def train_minefields(args: argparse.Namespace) -> int:
         sel = np.flatnonzero(where == i)  # the fold's file rows, then its ordinary rows
         oof[sel] = z
         oof_v[sel] = veto_scores(model, part, z)
-    new = np.concatenate([np.isin(fid, [TRAIN.index(f) for f in NEW]), np.zeros(len(ordinary_train), dtype=bool)])
+    in_new = np.isin(fid, [TRAIN.index(f) for f in NEW])
+    new = np.concatenate([in_new, np.zeros(len(ordinary_train), dtype=bool)])
     plain = np.arange(len(pool)) >= len(rows)
     ctx_new = context([r for r, n in zip(pool, new) if n])
     veto, fire, min_chars = choose(
@@ -341,7 +344,8 @@ def train_minefields(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(
-        f"veto {veto:.2f} fire {fire:.2f} min_chars {min_chars}; wrote {out}/minefields.npz ({len(keep)} n-grams)",
+        f"veto {veto:.2f} fire {fire:.2f} min_chars {min_chars}; "
+        f"wrote {out}/minefields.npz ({len(keep)} n-grams)",
         file=sys.stderr,
     )
     return 0
