@@ -114,6 +114,12 @@ class Assistant:
             )
         return self.minefields.check(reply, customer_text=customer_text, history=history)
 
+    def _turn_emotions(self, texts: list[str]) -> list[EmotionResult]:
+        """Emotions of a conversation's customer turns for QA: evidence only for the first
+        (triage reads it) and the last (de-escalation quotes it)."""
+        clipped = [t[: self.max_chars] for t in texts]
+        return self.emotion.detect_many(clipped, evidence_for={0, len(clipped) - 1} if clipped else ())
+
     def _reply_hits(
         self, reply: str, customer_text: str | None, asked: Callable[[], bool]
     ) -> list[MinefieldHit]:

@@ -10,7 +10,7 @@ supplies the evidence spans and the domain knowledge that Weibo-trained n-grams 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -57,31 +57,45 @@ class EmotionDetector:
         z = self._model.logits(self._model.ngram_ids(norm.text), feature_vector(sums))
         return self._result(norm, hits, softmax1(z))
 
-    def detect_many(self, texts: Sequence[str]) -> list[EmotionResult]:
+    def detect_many(
+        self, texts: Sequence[str], *, evidence_for: Collection[int] | None = None
+    ) -> list[EmotionResult]:
         """Emotions of many messages: duplicates are analysed once, and the model runs on
-        chunks of messages at a time (one numpy pass per chunk instead of one per message)."""
+        chunks of messages at a time (one numpy pass per chunk instead of one per message).
+
+        ``evidence_for``: the positions whose evidence the caller reads (None: all); the
+        others come back with ``evidence=[]``, which spares building it (QA reads the tier
+        of every customer turn but the evidence of the first and last only).
+        """
         for i, t in enumerate(texts):
             check_text(t, f"texts[{i}]")
         unique = list(dict.fromkeys(t for t in texts if t.strip()))
+        wanted = None if evidence_for is None else {texts[i] for i in evidence_for}
         done: dict[str, EmotionResult] = {}
         for at in range(0, len(unique), _CHUNK):
-            done.update(zip(unique[at : at + _CHUNK], self._chunk(unique[at : at + _CHUNK])))
+            part = unique[at : at + _CHUNK]
+            done.update(zip(part, self._chunk(part, wanted)))
         return [done[t] if t in done else _empty() for t in texts]
 
-    def _chunk(self, texts: list[str]) -> list[EmotionResult]:
+    def _chunk(self, texts: list[str], wanted: set[str] | None = None) -> list[EmotionResult]:
         norms = [self._normalizer.normalize(t) for t in texts]
         scans = [self._matcher.scan(n.text) for n in norms]
         ids = [self._model.ngram_ids(n.text) for n in norms]
         feats = np.log1p(np.array([s for s, _ in scans], dtype=np.float64))
         probs = softmax(self._model.logits_batch(ids, feats)).tolist()
-        return [self._result(n, sc[1], p) for n, sc, p in zip(norms, scans, probs)]
+        return [
+            self._result(n, sc[1], p, wanted is None or t in wanted)
+            for t, n, sc, p in zip(texts, norms, scans, probs)
+        ]
 
-    def _result(self, norm: Normalized, hits: list[CueHit], p: list[float]) -> EmotionResult:
+    def _result(
+        self, norm: Normalized, hits: list[CueHit], p: list[float], with_evidence: bool = True
+    ) -> EmotionResult:
         best = max(range(len(p)), key=p.__getitem__)
         tier = TIERS[best]
         original, offsets = norm.original, norm.offsets
         evidence = []
-        for h in hits:
+        for h in hits if with_evidence else ():
             a, b = (h.start, h.end) if offsets is None else norm.span(h.start, h.end)
             evidence.append(
                 build(
@@ -95,7 +109,7 @@ class EmotionDetector:
                     weight=h.weight,
                 )
             )
-        if best != _CALM and not any(h.tier == tier for h in hits):
+        if with_evidence and best != _CALM and not any(h.tier == tier for h in hits):
             evidence.extend(self._model_evidence(norm, best, hits))
         if len(evidence) > 1:
             evidence.sort(key=_position)

@@ -343,7 +343,7 @@ class QAScorer:
         conv = _Conversation(t)
         turns = t.turns
         texts = [turns[i].text for i in conv.customer]
-        for i, r in zip(conv.customer, self._a.detect_emotions(texts)):
+        for i, r in zip(conv.customer, self._a._turn_emotions(texts)):
             conv.emotions[i] = r
         asked = AskedSoFar(self._a.minefields, turns)
         last_customer: str | None = None

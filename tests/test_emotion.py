@@ -215,3 +215,17 @@ def test_domain_examples_meet_the_floor():
     m = metrics([row["tier"] for row in rows], pred)
     assert m["macro_f1"] >= 0.85, m
     assert min(m["per_tier"][t]["recall"] for t in TIERS) >= 0.75, m
+
+
+def test_detect_many_builds_evidence_only_where_asked():
+    from agent_assist import Assistant
+
+    detector = Assistant().emotion
+    texts = ["气死我了！！", "我真的很失望", "气死我了！！", "等了一周还没到"]
+    full = detector.detect_many(texts)
+    some = detector.detect_many(texts, evidence_for={0})
+    assert [r.tier for r in some] == [r.tier for r in full]
+    assert [r.scores for r in some] == [r.scores for r in full]
+    assert some[0] == full[0] and some[0].evidence
+    assert some[2] == full[2]  # the same text as position 0: the same result
+    assert some[1].evidence == [] and full[1].evidence
