@@ -48,10 +48,13 @@ TRAIN = [
     "replies_dev6.jsonl",
     "replies_dev7.jsonl",
     "replies_dev8.jsonl",
+    "replies_dev9.jsonl",
+    "replies_dev11.jsonl",
 ]
 # Written after the rules (which come from dev, dev2, dev3, dev4 and, for perfunctory, dev8
-# and dev10): new wording for them.
-NEW = ["replies_dev6.jsonl", "replies_dev7.jsonl"]
+# and dev10): new wording for them. dev9 and dev11 were held-out checks of the previous
+# model before they joined.
+NEW = ["replies_dev6.jsonl", "replies_dev7.jsonl", "replies_dev9.jsonl", "replies_dev11.jsonl"]
 HELD_OUT = "replies_dev5.jsonl"
 #: Ordinary clean agent turns (greetings, questions, holds, closings): three in four train,
 #: every fourth line is held out to measure false alarms on the bulk of a transcript.
