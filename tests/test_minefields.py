@@ -513,3 +513,20 @@ def test_a_phrase_cleared_by_what_follows_leaves_the_model_its_say():
         call = _Call(checker, checker._normalize(reply), None)
         assert call.hits() == []
         assert (perfunctory in call.cleared) is judged, reply
+
+
+@pytest.mark.parametrize(
+    ("customer", "reply", "kind", "flagged"),
+    [
+        # what an ordinary call says: a close answered by a close, a transfer, a confirmation
+        ("好的谢谢", "后续有问题随时联系我们", "perfunctory", False),
+        ("快递丢了你们管不管？", "后续有问题随时联系我们", "perfunctory", True),
+        ("好的，那我等着", "好的，那先这样，感谢您的耐心，再见", "perfunctory", False),
+        ("我想问下技术上的问题", "帮您转接技术支持，请稍候", "perfunctory", False),
+        ("我刚才说的你听清楚了吗", "听清楚了，您是说上午打不开账户，我现在帮您查原因。", "impatience", False),
+        ("你说什么？", "我再说一遍，您听清楚了吗？", "impatience", True),
+    ],
+)
+def test_ordinary_call_turns(rules_only, customer, reply, kind, flagged):
+    kinds = {h.kind for h in rules_only.check(reply, customer_text=customer).hits}
+    assert (kind in kinds) is flagged
