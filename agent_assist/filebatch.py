@@ -108,8 +108,9 @@ def score_file(
     bar = _Progress(progress)
     try:
         with batch_gc():  # a whole job: tune the collector for it (see batch._batch_gc)
-            if workers and workers > 1 and source.suffix.lower() in (".jsonl", ".ndjson"):
-                _blocks_in_parallel(source, out, workers, redact, pages, tally, bar, phrasebooks)
+            if source.suffix.lower() in (".jsonl", ".ndjson"):
+                n = max(1, workers or 1)
+                _blocks_in_parallel(source, out, n, redact, pages, tally, bar, phrasebooks, assistant)
             else:
                 mine, theirs = itertools.tee(records)
                 results = score_transcripts(theirs, workers=workers, phrasebooks=phrasebooks, redact=redact)
@@ -194,11 +195,18 @@ def _block_records(path: Path, block: _Block) -> list[Record]:
     return [r for r in records if r is not None]
 
 
-def _score_block(path: Path, block: _Block, suffix: str, redact: bool, with_report: bool) -> _BlockOut:
-    """Runs in a worker: read, score and serialise one block."""
+def _score_block(
+    path: Path,
+    block: _Block,
+    suffix: str,
+    redact: bool,
+    with_report: bool,
+    assistant: Assistant | None = None,
+) -> _BlockOut:
+    """Read, score and serialise one block (in a worker: with the worker's assistant)."""
     from .assistant import _worker_assistant
 
-    assistant = _worker_assistant()
+    assistant = assistant or _worker_assistant()
     scorer = assistant.qa
     pages = Report(redact=assistant.redact if redact else None) if with_report else None
     tally = _Tally()
@@ -223,7 +231,25 @@ def _blocks_in_parallel(
     tally: _Tally,
     bar: _Progress,
     phrasebooks: str | Path | None,
+    assistant: Assistant | None = None,
 ) -> None:
+    """Score ``path`` block by block into ``out``: in ``workers`` processes, or in this one
+    with ``assistant`` when ``workers`` is 1."""
+
+    def take(done: _BlockOut) -> None:
+        if isinstance(done.data, str):
+            out.write_text(done.data)
+        else:
+            out.write_rows(done.data)
+        tally.merge(done.tally)
+        if pages is not None and done.report is not None:
+            pages.merge(done.report)
+        bar.tick(done.tally.count)
+
+    if workers <= 1:  # the same blocks in this process: one code path, and no per-record writes
+        for block in _blocks(path):
+            take(_score_block(path, block, out.suffix, redact, pages is not None, assistant))
+        return
     pending: deque[tuple[_Block, Future[_BlockOut]]] = deque()
     initargs = (None if phrasebooks is None else str(phrasebooks),)
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=initargs) as pool:
@@ -235,14 +261,7 @@ def _blocks_in_parallel(
                     done = fut.result()
                 except Exception as e:  # noqa: BLE001 - a dead worker costs its block's results, marked
                     done = _failed_block(path, block, out.suffix, f"worker failed: {type(e).__name__}: {e}")
-                if isinstance(done.data, str):
-                    out.write_text(done.data)
-                else:
-                    out.write_rows(done.data)
-                tally.merge(done.tally)
-                if pages is not None and done.report is not None:
-                    pages.merge(done.report)
-                bar.tick(done.tally.count)
+                take(done)
 
         for block in _blocks(path):
             pending.append(
