@@ -20,7 +20,9 @@ holds. Each condition is one small function below, named as in ``phrasebooks/min
 * :meth:`_Call.real_help` – the reply gives real help outside the trigger's clause;
 * :meth:`_Call.reassured` – a concrete action follows in the same sentence (别担心，我们已经…);
 * :meth:`_Call.customer_asked` – the customer asked for compensation (customer text, history);
-* :meth:`_Call.not_whole_answer` – the reply says more than the trigger (嗯，知道了 alone).
+* :meth:`_Call.not_whole_answer` – the reply says more than the trigger (嗯，知道了 alone);
+* :meth:`_Call.says_more` – some clause holds no trigger of the kind (…续重2元，具体以称重为准);
+* :meth:`_Call.customer_closing` – the customer only closed the conversation (好的，谢谢).
 
 ``suggested_reply`` replaces each clause that holds a hit with the hits' rewrites. Rewrites
 hold no trigger (verified when the phrasebook loads), so the suggestion is clean by
@@ -921,7 +923,8 @@ def _rewrite(
 
 
 class _CustomerSide:
-    """Whether the customer asked for compensation; computed at most once per call."""
+    """Whether the customer asked for compensation, and whether they are only closing the
+    conversation; each computed at most once per call."""
 
     __slots__ = ("_checker", "_customer_text", "_history", "_asked", "_ask", "_closing")
 
