@@ -24,7 +24,7 @@ from .qa import QAResult, QAScorer
 from .results import EmotionResult, Turn
 from .slots import SlotExtractor, Slots, slot_extractor
 from .suggest import Suggester, Suggestion, suggester
-from .text import check_text
+from .text import Normalized, check_text
 from .transcript import Transcript
 from .triage import Triage, Triager, triager
 
@@ -114,20 +114,45 @@ class Assistant:
             )
         return self.minefields.check(reply, customer_text=customer_text, history=history)
 
-    def _turn_emotions(self, texts: list[str]) -> list[EmotionResult]:
-        """Emotions of a conversation's customer turns for QA: evidence only for the first
-        (triage reads it) and the last (de-escalation quotes it)."""
-        clipped = [t[: self.max_chars] for t in texts]
-        return self.emotion.detect_many(clipped, evidence_for={0, len(clipped) - 1} if clipped else ())
+    def _cut(self, norm: Normalized) -> Normalized:
+        """``norm`` of at most ``max_chars`` characters: itself unless its text is longer."""
+        if len(norm.original) <= self.max_chars:
+            return norm
+        return self.phrasebook.normalizer.normalize(norm.original[: self.max_chars])
+
+    def _turn_emotions(self, norms: list[Normalized]) -> list[EmotionResult]:
+        """Emotions of a conversation's customer turns (normalised once by QA) for QA:
+        evidence only for the first (triage reads it) and the last (de-escalation quotes it)."""
+        cut = [self._cut(n) for n in norms]
+        texts = [n.original for n in cut]
+        return self.emotion.detect_normalized(cut, texts, evidence_for={0, len(texts) - 1} if texts else ())
 
     def _reply_hits(
-        self, reply: str, customer_text: str | None, asked: Callable[[], bool]
+        self,
+        norm: Normalized,
+        customer_text: str | None,
+        asked: Callable[[], bool],
+        scores: list[float] | None = None,
     ) -> list[MinefieldHit]:
-        """:meth:`check_reply`'s hits alone, for QA scoring (which has no use for the rewrite);
-        ``asked``: has the customer asked for compensation before this reply?"""
+        """:meth:`check_reply`'s hits alone for QA scoring (which has no use for the rewrite),
+        of a reply QA has normalised; ``asked``: has the customer asked for compensation
+        before this reply? ``scores``: the model's, from :meth:`_reply_scores`."""
         if customer_text is not None:
             customer_text = customer_text[: self.max_chars]
-        return self.minefields.hits(reply[: self.max_chars], customer_text=customer_text, asked=asked)
+        cut = self._cut(norm)
+        return self.minefields.hits(
+            cut.original, customer_text=customer_text, asked=asked, norm=cut, scores=scores
+        )
+
+    def _reply_scores(self, norms: list[Normalized]) -> list[list[float] | None]:
+        """The minefield model's scores of a conversation's agent turns, in one pass."""
+        return self.minefields.model_scores([self._cut(n) for n in norms])
+
+    def _triage_turns(self, first: Normalized, later: list[Normalized], emotion: EmotionResult) -> Triage:
+        """:meth:`triage` of a conversation's first customer turn, the later ones as history,
+        all normalised once by QA."""
+        result = self.triager.triage_normalized(self._cut(first), history=later, emotion=emotion)
+        return _truncated(result) if len(first.original) > self.max_chars else result
 
     @property
     def triager(self) -> Triager:

@@ -69,20 +69,30 @@ class EmotionDetector:
         """
         for i, t in enumerate(texts):
             check_text(t, f"texts[{i}]")
-        unique = list(dict.fromkeys(t for t in texts if t.strip()))
+        normalize = self._normalizer.normalize
+        return self.detect_normalized([normalize(t) for t in dict.fromkeys(texts)], texts, evidence_for)
+
+    def detect_normalized(
+        self, norms: Sequence[Normalized], texts: Sequence[str], evidence_for: Collection[int] | None = None
+    ) -> list[EmotionResult]:
+        """:meth:`detect_many` for a caller that has normalised the messages already (QA
+        normalises each turn once for every analyser): ``norms`` holds at least one
+        :class:`Normalized` per distinct string of ``texts``, by this detector's normaliser."""
+        by_text = {n.original: n for n in norms if n.original.strip()}
+        unique = list(dict.fromkeys(t for t in texts if t in by_text))
         wanted = None if evidence_for is None else {texts[i] for i in evidence_for}
         done: dict[str, EmotionResult] = {}
         for at in range(0, len(unique), _CHUNK):
             part = unique[at : at + _CHUNK]
-            done.update(zip(part, self._chunk(part, wanted)))
+            done.update(zip(part, self._chunk(part, [by_text[t] for t in part], wanted)))
         return [done[t] if t in done else _empty() for t in texts]
 
-    def _chunk(self, texts: list[str], wanted: set[str] | None = None) -> list[EmotionResult]:
-        norms = [self._normalizer.normalize(t) for t in texts]
+    def _chunk(
+        self, texts: list[str], norms: list[Normalized], wanted: set[str] | None = None
+    ) -> list[EmotionResult]:
         scans = [self._matcher.scan(n.text) for n in norms]
-        ids = [self._model.ngram_ids(n.text) for n in norms]
         feats = np.log1p(np.array([s for s, _ in scans], dtype=np.float64))
-        probs = softmax(self._model.logits_batch(ids, feats)).tolist()
+        probs = softmax(self._model.logits_many([n.text for n in norms], feats)).tolist()
         return [
             self._result(n, sc[1], p, wanted is None or t in wanted)
             for t, n, sc, p in zip(texts, norms, scans, probs)

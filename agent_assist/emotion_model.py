@@ -9,9 +9,9 @@ and the idf weights are folded into the coefficients ahead of time.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import ahocorasick
 import numpy as np
 
 from .errors import ModelError
+from .ngrams import NgramTable
 from .phrasebook import EMOTION_FEATURES, TIERS
 
 
@@ -90,6 +91,7 @@ class EmotionModel:
             auto.add_word(gram, i)
         auto.make_automaton()
         self._auto = auto
+        self._table = NgramTable.of(grams)  # None: longer n-grams; one walk per message
 
     def ngrams(self, text: str) -> list[tuple[int, int]]:
         """(last index, vocabulary index) of every known n-gram in normalised ``text``."""
@@ -123,17 +125,19 @@ class EmotionModel:
                 z[k] += total[k] / norm
         return z
 
-    def logits_batch(self, sets: list[set[int]], feats: np.ndarray) -> np.ndarray:
-        """Decision values for many messages at once (rows follow ``sets``)."""
+    def logits_many(self, texts: Sequence[str], feats: np.ndarray) -> np.ndarray:
+        """Decision values for many normalised messages at once (rows follow ``texts``;
+        ``feats``: their log-damped lexicon sums, one row each): one n-gram lookup and one
+        gather for the whole batch (see :class:`NgramTable`)."""
+        if self._table is None:
+            rows = zip(texts, feats.tolist(), strict=True)
+            return np.array([self.logits(self.ngram_ids(t), f) for t, f in rows])
         z = feats @ self.feature_coef + self.intercept
-        lengths = np.fromiter(map(len, sets), dtype=np.intp, count=len(sets))
-        total = int(lengths.sum())
-        if total:
-            idx = np.fromiter(itertools.chain.from_iterable(sets), dtype=np.intp, count=total)
-            rows = np.flatnonzero(lengths)
-            starts = np.concatenate(([0], np.cumsum(lengths[rows])[:-1]))
-            sums = np.add.reduceat(self._packed.take(idx, axis=0), starts, axis=0)
-            z[rows] += sums[:, :-1] / np.sqrt(sums[:, -1:])
+        docs, ids = self._table.occurrences(texts)
+        if len(ids):
+            first = np.flatnonzero(np.concatenate(([True], docs[1:] != docs[:-1])))  # docs are sorted
+            sums = np.add.reduceat(self._packed.take(ids, axis=0), first, axis=0)
+            z[docs[first]] += sums[:, :-1] / np.sqrt(sums[:, -1:])
         return z
 
 

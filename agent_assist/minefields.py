@@ -654,7 +654,10 @@ class MinefieldChecker:
     # -- checking
 
     def _normalize(self, text: str) -> Normalized:
-        norm = self._normalizer.normalize(text)
+        return self._folded(self._normalizer.normalize(text))
+
+    def _folded(self, norm: Normalized) -> Normalized:
+        """``norm`` (by the phrasebook's normaliser) with this checker's fold table applied."""
         if self._fold_rx is not None and self._fold_rx.search(norm.text):
             return Normalized(norm.original, norm.text.translate(self._fold), norm.offsets)
         return norm
@@ -692,14 +695,19 @@ class MinefieldChecker:
         customer_text: str | None = None,
         history: Sequence[Turn | Mapping[str, Any]] | None = None,
         asked: Callable[[], bool] | None = None,
+        norm: Normalized | None = None,
+        scores: list[float] | None = None,
     ) -> list[MinefieldHit]:
         """The hits of :meth:`check` without the suggested reply (QA scoring needs no rewrite).
 
         ``asked`` answers "has the customer asked for compensation?" in place of scanning
         ``customer_text`` and ``history``: QA walks a whole conversation and would otherwise
-        re-read every earlier turn for each agent turn (see :class:`AskedSoFar`).
+        re-read every earlier turn for each agent turn (see :class:`AskedSoFar`). ``norm``:
+        ``reply`` normalised by the phrasebook's normaliser, if the caller has it already;
+        ``scores``: the model's :meth:`MinefieldModel.scores` of it, likewise (see
+        :meth:`model_scores`).
         """
-        norm, found, _, _ = self._find(reply, customer_text, history, asked)
+        norm, found, _, _ = self._find(reply, customer_text, history, asked, norm, scores)
         if not found:
             return []
         trad = self._traditional(reply)
@@ -711,18 +719,27 @@ class MinefieldChecker:
         customer_text: str | None,
         history: Sequence[Turn | Mapping[str, Any]] | None,
         asked: Callable[[], bool] | None = None,
+        norm: Normalized | None = None,
+        scores: list[float] | None = None,
     ) -> tuple[Normalized, list[_Found], _Call, _CustomerSide]:
         if not isinstance(reply, str):
             raise TypeError(f"reply must be str, not {type(reply).__name__}")
         if customer_text is not None and not isinstance(customer_text, str):
             raise TypeError(f"customer_text must be str or None, not {type(customer_text).__name__}")
         customer = _CustomerSide(self, customer_text, history, asked)
-        norm = self._normalize(reply)
+        norm = self._normalize(reply) if norm is None else self._folded(norm)
         call = _Call(self, norm, customer)
         found = call.hits()
         if self._model is not None:
-            found = self._judge(norm.text, found, customer, call)
+            found = self._judge(norm.text, found, customer, call, scores)
         return norm, found, call, customer
+
+    def model_scores(self, norms: list[Normalized]) -> list[list[float] | None]:
+        """The model's scores of many replies (normalised by the phrasebook's normaliser) in
+        one pass, for :meth:`hits`; ``None`` each without a model."""
+        if self._model is None:
+            return [None] * len(norms)
+        return list(self._model.scores_many([self._folded(n).text for n in norms]))
 
     def _settled(self, text: str, found: list[_Found], call: _Call, customer: _CustomerSide) -> bool:
         """Whether the model leaves suggestion ``text`` clean, when the rules cannot have new
@@ -758,13 +775,22 @@ class MinefieldChecker:
                 return False
         return True
 
-    def _judge(self, text: str, found: list[_Found], customer: _CustomerSide, call: _Call) -> list[_Found]:
+    def _judge(
+        self,
+        text: str,
+        found: list[_Found],
+        customer: _CustomerSide,
+        call: _Call,
+        z: list[float] | None = None,
+    ) -> list[_Found]:
         """The model's say: rule hits of a kind it scores below ``veto`` fall (remembered in
         ``call.vetoed``: a rewrite elsewhere may lift the score); a kind it scores at or above
-        ``fire`` with no rule hit is raised on the sentence that carries it."""
+        ``fire`` with no rule hit is raised on the sentence that carries it. ``z``: the
+        model's scores of ``text``, if known."""
         model = self._model
         assert model is not None
-        z = model.scores(text)
+        if z is None:
+            z = model.scores(text)
         kept = []
         by_span: dict[tuple[int, int], list[float]] = {}
         for f in found:
@@ -975,27 +1001,32 @@ class AskedSoFar:
     """Whether a customer turn before turn ``i`` of a conversation asks for compensation,
     reading each customer turn at most once however many agent turns ask (QA's walk)."""
 
-    __slots__ = ("_checker", "_turns", "_next", "_found")
+    __slots__ = ("_checker", "_turns", "_norms", "_next", "_found")
 
-    def __init__(self, checker: MinefieldChecker, turns: Sequence[Turn]) -> None:
+    def __init__(
+        self, checker: MinefieldChecker, turns: Sequence[Turn], norms: Sequence[Normalized] | None = None
+    ) -> None:
         self._checker = checker
         self._turns = turns
+        self._norms = norms  # the turns normalised by the phrasebook's normaliser, if at hand
         self._next = 0  # turns before this one have been read
         self._found = False
 
     def before(self, i: int) -> bool:
         turns = self._turns
         while not self._found and self._next < i:
-            turn = turns[self._next]
+            at = self._next
+            turn = turns[at]
             self._next += 1
-            if turn.speaker == "customer" and turn.text and _asks(self._checker, turn.text):
+            said = turn.text if self._norms is None else self._norms[at]
+            if turn.speaker == "customer" and turn.text and _asks(self._checker, said):
                 self._found = True
         return self._found
 
 
-def _asks(c: MinefieldChecker, text: str) -> bool:
+def _asks(c: MinefieldChecker, text: str | Normalized) -> bool:
     """Does customer ``text`` ask for compensation (not refuse it)?"""
-    t = c._normalize(text).text
+    t = (c._normalize(text) if isinstance(text, str) else c._folded(text)).text
     refusals: list[int] = []
     blocked: list[tuple[int, int]] = []
     asks: list[tuple[int, int]] = []

@@ -15,6 +15,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+try:
+    import re._parser as _sre  # Python >= 3.11
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre  # type: ignore[no-redef,unused-ignore]
+
 _FORBIDDEN = ("(?=", "(?!", "(?<=", "(?<!", "(?P=")
 
 
@@ -28,15 +33,11 @@ def check_linear_regex(pattern: str) -> None:
     if any(tok in pattern for tok in _FORBIDDEN) or re.search(r"\\[1-9]", pattern):
         raise ValueError(f"regex {pattern!r} uses a look-around or back-reference")
     try:
-        import re._parser as sre_parse  # Python >= 3.11
-    except ImportError:  # pragma: no cover - Python 3.10
-        import sre_parse  # type: ignore[no-redef]
-    try:
-        parsed = sre_parse.parse(pattern)
+        parsed = _sre.parse(pattern)
     except re.error as e:
         raise ValueError(f"regex {pattern!r} does not compile: {e}") from None
 
-    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT}
+    repeats = {_sre.MAX_REPEAT, _sre.MIN_REPEAT}
 
     def walk(items: Any, inside_repeat: bool) -> None:
         for op, av in items:
@@ -45,9 +46,9 @@ def check_linear_regex(pattern: str) -> None:
                 if inside_repeat and hi != 1:
                     raise ValueError(f"regex {pattern!r} nests quantifiers")
                 walk(body, inside_repeat or hi != 1)
-            elif op == sre_parse.SUBPATTERN:
+            elif op == _sre.SUBPATTERN:
                 walk(av[-1], inside_repeat)
-            elif op == sre_parse.BRANCH:
+            elif op == _sre.BRANCH:
                 for branch in av[1]:
                     walk(branch, inside_repeat)
 
@@ -56,24 +57,20 @@ def check_linear_regex(pattern: str) -> None:
 
 def first_chars(pattern: str) -> frozenset[str] | None:
     """Characters a match of ``pattern`` must start with, or None if that is not simple."""
-    try:
-        import re._parser as sre_parse  # Python >= 3.11
-    except ImportError:  # pragma: no cover - Python 3.10
-        import sre_parse  # type: ignore[no-redef]
 
     def first(items: list) -> set[str] | None:
         if not items:
             return None
         op, av = items[0]
-        if op == sre_parse.LITERAL:
+        if op == _sre.LITERAL:
             return {chr(av)}
-        if op == sre_parse.IN:
-            if all(o == sre_parse.LITERAL for o, _ in av):
+        if op == _sre.IN:
+            if all(o == _sre.LITERAL for o, _ in av):
                 return {chr(v) for _, v in av}
             return None
-        if op == sre_parse.SUBPATTERN:
+        if op == _sre.SUBPATTERN:
             return first(list(av[-1]))
-        if op == sre_parse.BRANCH:
+        if op == _sre.BRANCH:
             out: set[str] = set()
             for branch in av[1]:
                 f = first(list(branch))
@@ -81,13 +78,95 @@ def first_chars(pattern: str) -> frozenset[str] | None:
                     return None
                 out |= f
             return out
-        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and av[0] >= 1:
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] >= 1:
             return first(list(av[2]))
         return None
 
-    found = first(list(sre_parse.parse(pattern)))
+    found = first(list(_sre.parse(pattern)))
     return frozenset(found) if found else None
 
+
+
+_CATEGORIES = {
+    _sre.CATEGORY_DIGIT: r"\d",
+    _sre.CATEGORY_NOT_DIGIT: r"\D",
+    _sre.CATEGORY_SPACE: r"\s",
+    _sre.CATEGORY_NOT_SPACE: r"\S",
+    _sre.CATEGORY_WORD: r"\w",
+    _sre.CATEGORY_NOT_WORD: r"\W",
+}
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT)
+
+
+def _one_char(item: Any) -> str | None:
+    """A regex class for a one-character parsed item (a literal or a class), if simple."""
+    op, av = item
+    if op == _sre.LITERAL:
+        return f"[{re.escape(chr(av))}]"
+    if op != _sre.IN:
+        return None
+    parts = []
+    for o, v in av:
+        if o == _sre.LITERAL:
+            parts.append(re.escape(chr(v)))
+        elif o == _sre.RANGE:
+            parts.append(f"{re.escape(chr(v[0]))}-{re.escape(chr(v[1]))}")
+        elif o == _sre.CATEGORY and v in _CATEGORIES:
+            parts.append(_CATEGORIES[v])
+        elif o == _sre.NEGATE and not parts:
+            parts.append("^")
+        else:
+            return None
+    return f"[{''.join(parts)}]"
+
+
+def _leading(items: list[Any]) -> list[Any] | None:
+    """The first parsed item of every branch a match can start with."""
+    if not items:
+        return None
+    op, av = items[0]
+    if op == _sre.SUBPATTERN:
+        return _leading(list(av[-1]))
+    if op == _sre.BRANCH:
+        out: list[Any] = []
+        for branch in av[1]:
+            first = _leading(list(branch))
+            if first is None:
+                return None
+            out += first
+        return out
+    return [items[0]]
+
+
+def _run_of(item: Any) -> str | None:
+    """The class of an unbounded repeat of one character (\\d+), if simple."""
+    op, av = item
+    if op in _REPEATS and av[0] >= 1 and av[1] == _sre.MAXREPEAT and len(av[2]) == 1:
+        return _one_char(av[2][0])
+    return None
+
+
+def start_class(patterns: Sequence[str]) -> str | None:
+    """One regex class holding every character a match of any of ``patterns`` can start
+    with, or None where that is not simple (a negated class, an optional first item …).
+
+    >>> print(start_class([r"\\d+天", "(今天|明天)前"]))
+    [\\d今明]
+    """
+    parts: list[str] = []
+    for pattern in patterns:
+        parsed = _sre.parse(pattern)
+        firsts = _leading(list(parsed))
+        if parsed.state.flags & ~re.UNICODE or not firsts:
+            return None
+        for op, av in firsts:
+            if op in _REPEATS and av[0] >= 1 and len(av[2]) == 1:
+                op, av = av[2][0]  # \d+, [一二]{1,3}: starts with one of its characters
+            cls = _one_char((op, av))
+            if cls is None or cls.startswith("[^"):
+                return None
+            parts.append(cls[1:-1])
+    return f"[{''.join(dict.fromkeys(parts))}]" if parts else None
 
 
 def guard_leading_run(pattern: str) -> str:
@@ -102,81 +181,24 @@ def guard_leading_run(pattern: str) -> str:
     leftmost match is the same) and leaves one try per run. Otherwise ``pattern`` is
     returned unchanged.
     """
-    try:
-        import re._parser as sre_parse  # Python >= 3.11
-    except ImportError:  # pragma: no cover - Python 3.10
-        import sre_parse  # type: ignore[no-redef,unused-ignore]
-
-    categories = {
-        sre_parse.CATEGORY_DIGIT: r"\d",
-        sre_parse.CATEGORY_NOT_DIGIT: r"\D",
-        sre_parse.CATEGORY_SPACE: r"\s",
-        sre_parse.CATEGORY_NOT_SPACE: r"\S",
-        sre_parse.CATEGORY_WORD: r"\w",
-        sre_parse.CATEGORY_NOT_WORD: r"\W",
-    }
-
-    def one_char(item: Any) -> str | None:  # a regex for the one-character item, if simple
-        op, av = item
-        if op == sre_parse.LITERAL:
-            return re.escape(chr(av))
-        if op != sre_parse.IN:
-            return None
-        parts = []
-        for o, v in av:
-            if o == sre_parse.LITERAL:
-                parts.append(re.escape(chr(v)))
-            elif o == sre_parse.RANGE:
-                parts.append(f"{re.escape(chr(v[0]))}-{re.escape(chr(v[1]))}")
-            elif o == sre_parse.CATEGORY and v in categories:
-                parts.append(categories[v])
-            elif o == sre_parse.NEGATE and not parts:
-                parts.append("^")
-            else:
-                return None
-        return f"[{''.join(parts)}]"
-
-    def leading(items: list[Any]) -> list[Any] | None:  # the first item of every branch
-        if not items:
-            return None
-        op, av = items[0]
-        if op == sre_parse.SUBPATTERN:
-            return leading(list(av[-1]))
-        if op == sre_parse.BRANCH:
-            out: list[Any] = []
-            for branch in av[1]:
-                first = leading(list(branch))
-                if first is None:
-                    return None
-                out += first
-            return out
-        return [items[0]]
-
-    def run_of(item: Any) -> str | None:  # the class of an unbounded repeat (\d+), if simple
-        op, av = item
-        repeat = op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT)
-        if repeat and av[0] >= 1 and av[1] == sre_parse.MAXREPEAT and len(av[2]) == 1:
-            return one_char(av[2][0])
-        return None
-
-    parsed = sre_parse.parse(pattern)
-    firsts = leading(list(parsed))
+    parsed = _sre.parse(pattern)
+    firsts = _leading(list(parsed))
     if parsed.state.flags & ~re.UNICODE or not firsts:
         return pattern
-    runs = {run_of(item) for item in firsts} - {None}
+    runs = {_run_of(item) for item in firsts} - {None}
     if len(runs) != 1:
         return pattern
     cls = runs.pop()
     assert cls is not None
     for item in firsts:
-        if run_of(item) == cls:
+        if _run_of(item) == cls:
             continue
         op, av = item
-        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and av[0] >= 1 and len(av[2]) == 1:
+        if op in _REPEATS and av[0] >= 1 and len(av[2]) == 1:
             op, av = av[2][0]  # [一二]{1,3}: starts with one of its characters
-        if op == sre_parse.LITERAL:
+        if op == _sre.LITERAL:
             chars = [chr(av)]
-        elif op == sre_parse.IN and all(o == sre_parse.LITERAL for o, _ in av):
+        elif op == _sre.IN and all(o == _sre.LITERAL for o, _ in av):
             chars = [chr(v) for _, v in av]
         else:
             return pattern
@@ -194,14 +216,26 @@ class RunSafeRegex:
     guard may refuse when the character before it belongs to the run) is tried unguarded.
     """
 
-    __slots__ = ("_plain", "_guarded")
+    __slots__ = ("_plain", "_guarded", "_starts")
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self._plain = re.compile("|".join(f"(?:{p})" for p in patterns))
         self._guarded = re.compile("|".join(f"(?:{guard_leading_run(p)})" for p in patterns))
+        # The guard hides the patterns' first characters from the regex engine's own
+        # prefilter, so a search tried every alternative at every position; trying them
+        # only where a possible first character stands gives the same leftmost match.
+        starts = start_class(patterns)
+        self._starts = re.compile(starts) if starts is not None else None
 
     def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        return self._plain.match(text, pos, endpos) or self._guarded.search(text, pos, endpos)
+        m = self._plain.match(text, pos, endpos)
+        if m is not None or self._starts is None:
+            return m or self._guarded.search(text, pos, endpos)
+        for c in self._starts.finditer(text, pos, endpos):
+            m = self._guarded.match(text, c.start(), endpos)
+            if m is not None:
+                return m
+        return None
 
     def finditer(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> Iterator[re.Match[str]]:
         while (m := self.search(text, pos, endpos)) is not None:

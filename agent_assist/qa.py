@@ -202,7 +202,7 @@ class _Conversation:
         self.checks: dict[int, list[MinefieldHit]] = {}
         self.triage: Triage | None = None
         self.phrase_hits: dict[int, list[tuple[int, int, int]]] = {}  # item -> (turn, start, end)
-        self.norms: dict[int, Normalized] = {}  # turn -> normalised text, made once
+        self.norms: list[Normalized] = []  # per turn: normalised once for every analyser
 
 
 class QAScorer:
@@ -226,6 +226,7 @@ class QAScorer:
         phrase_auto.make_automaton()
         self._phrases = phrase_auto
         # Searched in whole agent turns: RunSafeRegex keeps \d+… linear on a long number.
+        self._checks = [getattr(self, f"_check_{item.check}") for item in self.book.items]
         self._time_rx = {
             idx: RunSafeRegex(item.patterns)
             for idx, item in enumerate(self.book.items)
@@ -272,21 +273,23 @@ class QAScorer:
 
     def redact_result(self, r: QAResult, t: Transcript) -> QAResult:
         """``r`` with personal data masked in its evidence texts."""
-        cache: dict[int, str] = {}
+        cache: dict[int, str | None] = {}
 
-        def masked(turn: int) -> str:
+        def masked(turn: int) -> str | None:  # None: nothing to mask in the turn (most turns)
             if turn not in cache:
-                cache[turn] = self._a.redact(t.turns[turn].text)
+                text = t.turns[turn].text
+                m = self._a.redact(text)
+                cache[turn] = None if m == text else m
             return cache[turn]
 
         def fix(ev: list[Any], turn_of: Any) -> list[Any] | None:
-            out, changed = [], False
-            for e in ev:
-                text = masked(turn_of(e))[e.start : e.end]
-                if text != e.text:
-                    e, changed = e.model_copy(update={"text": text}), True
-                out.append(e)
-            return out if changed else None
+            out = None
+            for j, e in enumerate(ev):
+                m = masked(turn_of(e))
+                if m is not None and m[e.start : e.end] != e.text:
+                    out = out or list(ev)
+                    out[j] = e.model_copy(update={"text": m[e.start : e.end]})
+            return out
 
         update: dict[str, Any] = {}
         items = []
@@ -342,31 +345,31 @@ class QAScorer:
     def _analyse(self, t: Transcript) -> _Conversation:
         conv = _Conversation(t)
         turns = t.turns
-        texts = [turns[i].text for i in conv.customer]
-        for i, r in zip(conv.customer, self._a._turn_emotions(texts)):
+        norms = conv.norms = [self._normalize(turn.text) for turn in turns]
+        customer = [norms[i] for i in conv.customer]
+        for i, r in zip(conv.customer, self._a._turn_emotions(customer)):
             conv.emotions[i] = r
-        asked = AskedSoFar(self._a.minefields, turns)
+        asked = AskedSoFar(self._a.minefields, turns, norms)
+        scores = iter(self._a._reply_scores([norms[i] for i in conv.agent]))
         last_customer: str | None = None
         for i, turn in enumerate(turns):
             if turn.speaker == "customer":
                 last_customer = turn.text
                 continue
-            conv.checks[i] = self._a._reply_hits(turn.text, last_customer, partial(asked.before, i))
-            norm = conv.norms[i] = self._normalize(turn.text)
+            norm = norms[i]
+            conv.checks[i] = self._a._reply_hits(norm, last_customer, partial(asked.before, i), next(scores))
             for last, (length, idxs) in self._phrases.iter(norm.text):
                 start, end = norm.span(last + 1 - length, last + 1)
                 for idx in idxs:
                     conv.phrase_hits.setdefault(idx, []).append((i, start, end))
-        if conv.customer:
-            first = conv.customer[0]
-            rest = [turns[i].text for i in conv.customer[1:]]
-            conv.triage = self._a.triage(turns[first].text, history=rest, emotion=conv.emotions[first])
+        if customer:
+            conv.triage = self._a._triage_turns(customer[0], customer[1:], conv.emotions[conv.customer[0]])
         return conv
 
     def _conversation_flags(self, conv: _Conversation, trajectory: list[TierPoint]) -> list[str]:
         found: set[str] = set()
         for i in conv.customer:
-            for _, (_, flag) in self._flags.iter(self._normalize(conv.t.turns[i].text).text):
+            for _, (_, flag) in self._flags.iter(conv.norms[i].text):
                 found.add(flag)
                 if len(found) == len(self.book.flags):
                     break
@@ -383,8 +386,7 @@ class QAScorer:
             return _verdict(item, None, [])
         if item.only_if_emotional and all(conv.emotions[i].tier == "calm" for i in conv.customer):
             return _verdict(item, None, [])
-        check = getattr(self, f"_check_{item.check}")
-        passed, earned, evidence = check(conv, idx, item)
+        passed, earned, evidence = self._checks[idx](conv, idx, item)
         return _verdict(item, passed, evidence, earned)
 
     def _scope(self, conv: _Conversation, item: RubricItem) -> list[int]:

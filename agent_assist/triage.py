@@ -710,13 +710,14 @@ class Triager:
         self,
         norm: Normalized,
         *,
-        history: Sequence[str | Turn | Mapping[str, Any]] | None = None,
+        history: Sequence[str | Turn | Mapping[str, Any] | Normalized] | None = None,
         now: datetime | None = None,
         emotion: EmotionResult | None = None,
     ) -> Triage:
         """:meth:`triage` for a message already normalised by this phrasebook's normaliser.
 
-        For callers that run several analysers on one message and normalise it once.
+        For callers that run several analysers on one message and normalise it once;
+        ``history`` may hold customer turns as :class:`Normalized` too, for the same reason.
         """
         m = self._m
         text = norm.original
@@ -725,11 +726,14 @@ class Triager:
         past: list[_Hit] = []
         if history:
             for i, item in enumerate(history):
-                said = _customer_text(item, i)
-                if said is None:
-                    norms.append(None)
-                    continue
-                n = self._normalizer.normalize(said)
+                if isinstance(item, Normalized):
+                    n = item
+                else:
+                    said = _customer_text(item, i)
+                    if said is None:
+                        norms.append(None)
+                        continue
+                    n = self._normalizer.normalize(said)
                 norms.append(n)
                 past += m.scan(n.text, i)
         hits = _by_dimension(past, now_hits) if past else now_hits  # the whole conversation

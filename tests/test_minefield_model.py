@@ -173,3 +173,26 @@ def test_the_end_of_a_reply_does_not_move_the_model():
         assert (
             model.scores(text) == model.scores(text + "。") == model.scores(text + "!! ")
         )  # normalised text
+
+
+def test_scores_of_many_replies_equal_one_call_each():
+    """QA scores a conversation's agent turns in one pass; it must read each as alone."""
+    model = MinefieldModel(bundled_models() / "minefields")
+    rows = [
+        json.loads(line) for line in (DATA / "replies_dev.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    checker = Assistant().minefields
+    texts = [checker._normalize(r["reply"]).text for r in rows[:400]] + ["", "好的", "😀"]
+    many = model.scores_many(texts)
+    assert len(many) == len(texts)
+    for text, z in zip(texts, many):
+        np.testing.assert_allclose(z, model.scores(text), rtol=0, atol=1e-9)
+    assert model.scores_many([]) == []
+
+
+def test_a_model_with_longer_ngrams_scores_many_replies_one_by_one(tmp_path):
+    model = MinefieldModel(
+        write_model(tmp_path, {"负责跟进": {"perfunctory": 3.0}, "好": {"arguing": 1.0}}, -2.0, -1.0, 1.0)
+    )
+    texts = ["我们会负责跟进", "好的", ""]
+    assert model.scores_many(texts) == [model.scores(t) for t in texts]

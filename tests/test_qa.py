@@ -132,6 +132,44 @@ def _examples() -> list[dict]:
     return out
 
 
+def test_qa_emotions_and_triage_equal_the_single_message_calls():
+    """QA normalises each turn once and hands it to every analyser (and batches the models
+    over the conversation); what it reads must equal the per-message public calls,
+    including a turn longer than max_chars and one in Traditional script."""
+    from agent_assist.transcript import parse_transcript
+
+    a = Assistant(max_chars=200)
+    convs = _examples() + [
+        {
+            "id": "long",
+            "turns": [
+                {"speaker": "customer", "text": "我要投訴！你們的快遞一直不到，" * 30},
+                {"speaker": "agent", "text": "非常抱歉，" * 60 + "我们今天下午5点前给您回复。"},
+                {"speaker": "customer", "text": "算了，隨便吧。"},
+            ],
+        },
+    ]
+    compared = 0
+    for obj in convs:
+        try:
+            t = parse_transcript(obj, a.qa.speakers)
+        except Exception:  # noqa: BLE001 - the deliberately bad example records
+            continue
+        conv = a.qa._analyse(t)
+        customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
+        for i in customer:
+            alone = a.detect_emotion(t.turns[i].text)
+            assert (conv.emotions[i].tier, conv.emotions[i].intensity) == (alone.tier, alone.intensity)
+            compared += 1
+        if customer:
+            first, rest = customer[0], [t.turns[i].text for i in customer[1:]]
+            expected = a.triage(
+                t.turns[first].text, history=rest, emotion=a.detect_emotion(t.turns[first].text)
+            )
+            assert conv.triage == expected, obj.get("id")
+    assert compared > 200
+
+
 def test_qa_minefield_hits_equal_check_reply_with_the_whole_history():
     """QA reads each customer turn once for "asked for compensation?" (AskedSoFar); its hits
     must equal what check_reply says given the last customer turn and the whole history."""

@@ -49,7 +49,7 @@ def test_export_reproduces_sklearn(tmp_path):
     for i, text in enumerate(norm):
         got = model.logits(model.ngram_ids(text), list(feats[i]))
         np.testing.assert_allclose(got, expected[i], rtol=1e-4, atol=1e-5)
-    batch = model.logits_batch([model.ngram_ids(t) for t in norm], feats)
+    batch = model.logits_many(norm, feats)
     np.testing.assert_allclose(batch, expected, rtol=1e-4, atol=1e-5)
 
 

@@ -1,0 +1,127 @@
+"""Which of a fixed list of short character n-grams occur in each of many texts, in one pass.
+
+Both models read binary character n-gram features. For one message an Aho-Corasick walk
+is the cheapest way to find them, but its cost is per match in Python, and a conversation
+of twenty turns pays it twenty times. Here every window of every text becomes one integer
+key (21 bits per character), looked up in a hash table held in numpy arrays: numpy's
+fixed cost per call is paid once per batch instead of once per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+_BITS = 21  # every code point fits (the highest is U+10FFFF)
+_SEP = "\x01"  # between texts: a window across two texts holds it, and no n-gram does
+_MAX_N = 3  # 3 x 21 bits fit an unsigned 64-bit key
+_LOAD = 8  # table slots per n-gram: a window's first slot seldom holds another key
+_MULT_INT = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads neighbouring keys apart
+_MULT = np.uint64(_MULT_INT)
+_BITS_U64 = np.uint64(_BITS)
+_U64 = (1 << 64) - 1
+
+
+class NgramTable:
+    """A vocabulary of 1- to 3-character n-grams, for :meth:`occurrences` in many texts.
+
+    >>> t = NgramTable(["好", "好的", "不行"])
+    >>> docs, grams = t.occurrences(["好的", "不行不行", "嗯"])
+    >>> list(zip(docs.tolist(), grams.tolist()))
+    [(0, 0), (0, 1), (1, 2)]
+    """
+
+    __slots__ = ("_slot_keys", "_slot_ids", "_mask", "_shift", "_size", "_max_n")
+
+    def __init__(self, grams: Sequence[str]) -> None:
+        # An open-addressing hash table in numpy arrays: one multiply, shift and gather
+        # finds most windows, and a round or two of probing the rest. Binary search
+        # (searchsorted) cost twice as much at 60,000 keys; buckets of several keys per
+        # slot, gathered as rows, cost more than the probing they save.
+        bits = max(4, (_LOAD * max(len(grams), 1) - 1).bit_length())
+        size = 1 << bits
+        keys = [0] * size  # 0: empty (every key has a non-zero first character)
+        ids = [-1] * size
+        mask = size - 1
+        for i, g in enumerate(grams):
+            if not 1 <= len(g) <= _MAX_N or "\x00" in g or _SEP in g:
+                raise ValueError(f"n-gram {g!r}: 1 to {_MAX_N} characters, no \\x00 or \\x01")
+            k = _key(g)
+            slot = _hash(k, bits)
+            while keys[slot] and keys[slot] != k:
+                slot = (slot + 1) & mask
+            if not keys[slot]:  # a repeated n-gram keeps its first index
+                keys[slot], ids[slot] = k, i
+        self._slot_keys = np.array(keys, dtype=np.uint64)
+        self._slot_ids = np.array(ids, dtype=np.int32)
+        self._mask = np.intp(mask)
+        self._shift = np.uint64(64 - bits)
+        self._size = len(grams)
+        self._max_n = max(map(len, grams), default=1)
+
+    @classmethod
+    def of(cls, grams: Sequence[str]) -> NgramTable | None:
+        """A table of ``grams``, or None if one of them is one it cannot hold (longer than
+        three characters, or holding \\x00 or \\x01): the caller keeps its own walk."""
+        try:
+            return cls(grams)
+        except ValueError:
+            return None
+
+    def occurrences(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(text index, n-gram index) of every n-gram present in each text, once per text,
+        sorted by text and then by n-gram index."""
+        empty = np.zeros(0, dtype=np.intp)
+        if not texts or not self._size:
+            return empty, empty
+        # A code point 0 would make a window's key equal a shorter n-gram's: map it to the
+        # separator, which no n-gram holds either.
+        joined = _SEP.join(texts).replace("\x00", _SEP)
+        cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        total = len(cps)
+        windows = [cps]
+        k = cps
+        for n in range(2, min(self._max_n, total) + 1):
+            k = (k[:-1] << _BITS_U64) | cps[n - 1 :]
+            windows.append(k)
+        q = np.concatenate(windows) if len(windows) > 1 else cps
+        at = ((q * _MULT) >> self._shift).astype(np.intp)
+        found = self._slot_keys[at]
+        # Linear probing: a window whose slot holds another key looks one slot further on.
+        pending = np.flatnonzero((found != q) & (found != 0))
+        while len(pending):
+            at[pending] = (at[pending] + 1) & self._mask
+            seen = self._slot_keys[at[pending]]
+            found[pending] = seen
+            pending = pending[(seen != q[pending]) & (seen != 0)]
+        hit = np.flatnonzero(found == q)
+        if not len(hit):
+            return empty, empty
+        # Where in ``joined`` each hit window starts: its index less the windows before its block.
+        start = hit.copy()
+        offset = 0
+        for w in windows[:-1]:
+            offset += len(w)
+            start -= (hit >= offset) * len(w)
+        lengths = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts)) + 1
+        text_of = np.repeat(np.arange(len(texts), dtype=np.intp), lengths)
+        pairs = text_of[start] * self._size + self._slot_ids[at[hit]]
+        pairs.sort()
+        keep = np.empty(len(pairs), dtype=bool)
+        keep[0] = True
+        np.not_equal(pairs[1:], pairs[:-1], out=keep[1:])
+        pairs = pairs[keep]
+        return pairs // self._size, pairs % self._size
+
+
+def _hash(key: int, bits: int) -> int:
+    """The slot of ``key`` in a table of 2**bits (Fibonacci hashing; as the numpy lookup)."""
+    return ((key * _MULT_INT) & _U64) >> (64 - bits)
+
+
+def _key(gram: str) -> int:
+    k = 0
+    for ch in gram:
+        k = (k << _BITS) | ord(ch)
+    return k
