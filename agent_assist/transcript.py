@@ -91,8 +91,8 @@ def parse_transcript(data: Any, speakers: Mapping[str, str], *, line: int | None
                     raise TranscriptError(f"{where}turns[{i}].speaker: unknown speaker {raw!r}")
                 turn = {**turn, "speaker": role}
                 turn.pop("role", None)
-            if isinstance(turn, Mapping) and isinstance(turn.get("text"), str):
-                turn = {**turn, "text": _no_surrogates(turn["text"])}
+                if isinstance(turn.get("text"), str):
+                    turn["text"] = _no_surrogates(turn["text"])
             mapped.append(turn)
         data = {**data, "turns": mapped}
     data = {k: _no_surrogates(v) if isinstance(v, str) else v for k, v in data.items()}
