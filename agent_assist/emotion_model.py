@@ -19,7 +19,7 @@ import ahocorasick
 import numpy as np
 
 from .errors import ModelError
-from .ngrams import NgramTable
+from .ngrams import LazyNgramTable
 from .phrasebook import EMOTION_FEATURES, TIERS
 
 
@@ -91,7 +91,7 @@ class EmotionModel:
             auto.add_word(gram, i)
         auto.make_automaton()
         self._auto = auto
-        self._table = NgramTable.of(grams)  # None: longer n-grams; one walk per message
+        self._table = LazyNgramTable(vocab.tolist)
 
     def ngrams(self, text: str) -> list[tuple[int, int]]:
         """(last index, vocabulary index) of every known n-gram in normalised ``text``."""
@@ -129,11 +129,12 @@ class EmotionModel:
         """Decision values for many normalised messages at once (rows follow ``texts``;
         ``feats``: their log-damped lexicon sums, one row each): one n-gram lookup and one
         gather for the whole batch (see :class:`NgramTable`)."""
-        if self._table is None:
+        table = self._table.get()  # None: longer n-grams than it holds; one walk per text
+        if table is None:
             rows = zip(texts, feats.tolist(), strict=True)
             return np.array([self.logits(self.ngram_ids(t), f) for t, f in rows])
         z = feats @ self.feature_coef + self.intercept
-        docs, ids = self._table.occurrences(texts)
+        docs, ids = table.occurrences(texts)
         if len(ids):
             first = np.flatnonzero(np.concatenate(([True], docs[1:] != docs[:-1])))  # docs are sorted
             sums = np.add.reduceat(self._packed.take(ids, axis=0), first, axis=0)

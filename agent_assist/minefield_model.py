@@ -22,7 +22,7 @@ import ahocorasick
 import numpy as np
 
 from .errors import ModelError
-from .ngrams import NgramTable
+from .ngrams import LazyNgramTable
 
 BOS, EOS = "\x02", "\x03"  # mark the reply's start and end, so 好的 alone differs from 好的，…
 _SENTENCE = re.compile(r"[^.!?;\n]+")  # normalised text: ASCII punctuation
@@ -79,7 +79,7 @@ class MinefieldModel:
             auto.add_word(g, i)
         auto.make_automaton()
         self._auto = auto
-        self._table = NgramTable.of(grams)  # None: longer n-grams; one walk per reply
+        self._table = LazyNgramTable(lambda: self.grams)
 
     def _ids(self, text: str) -> set[int]:
         return set(map(_second, self._auto.iter(BOS + text + EOS)))
@@ -108,10 +108,11 @@ class MinefieldModel:
         turns at once); equal to one call per reply up to float rounding."""
         if not texts:
             return []
-        if self._table is None:
+        table = self._table.get()  # None: longer n-grams than it holds; one walk per text
+        if table is None:
             return [self.scores(t) for t in texts]
         read = [model_text(t) for t in texts]
-        docs, ids = self._table.occurrences([BOS + t + EOS for t in read])
+        docs, ids = table.occurrences([BOS + t + EOS for t in read])
         z = np.tile(np.asarray(self._intercept), (len(texts), 1))
         if len(ids):
             first = np.flatnonzero(np.concatenate(([True], docs[1:] != docs[:-1])))  # docs are sorted

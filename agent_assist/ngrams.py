@@ -9,7 +9,8 @@ fixed cost per call is paid once per batch instead of once per message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -17,10 +18,8 @@ _BITS = 21  # every code point fits (the highest is U+10FFFF)
 _SEP = "\x01"  # between texts: a window across two texts holds it, and no n-gram does
 _MAX_N = 3  # 3 x 21 bits fit an unsigned 64-bit key
 _LOAD = 8  # table slots per n-gram: a window's first slot seldom holds another key
-_MULT_INT = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads neighbouring keys apart
-_MULT = np.uint64(_MULT_INT)
+_MULT = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads neighbouring keys apart
 _BITS_U64 = np.uint64(_BITS)
-_U64 = (1 << 64) - 1
 
 
 class NgramTable:
@@ -39,22 +38,29 @@ class NgramTable:
         # finds most windows, and a round or two of probing the rest. Binary search
         # (searchsorted) cost twice as much at 60,000 keys; buckets of several keys per
         # slot, gathered as rows, cost more than the probing they save.
-        bits = max(4, (_LOAD * max(len(grams), 1) - 1).bit_length())
-        size = 1 << bits
-        keys = [0] * size  # 0: empty (every key has a non-zero first character)
-        ids = [-1] * size
-        mask = size - 1
-        for i, g in enumerate(grams):
+        for g in grams:
             if not 1 <= len(g) <= _MAX_N or "\x00" in g or _SEP in g:
                 raise ValueError(f"n-gram {g!r}: 1 to {_MAX_N} characters, no \\x00 or \\x01")
-            k = _key(g)
-            slot = _hash(k, bits)
-            while keys[slot] and keys[slot] != k:
-                slot = (slot + 1) & mask
-            if not keys[slot]:  # a repeated n-gram keeps its first index
-                keys[slot], ids[slot] = k, i
-        self._slot_keys = np.array(keys, dtype=np.uint64)
-        self._slot_ids = np.array(ids, dtype=np.int32)
+        bits = max(4, (_LOAD * max(len(grams), 1) - 1).bit_length())
+        mask = (1 << bits) - 1
+        # A repeated n-gram keeps its first index.
+        all_keys = np.fromiter(map(_key, grams), dtype=np.uint64, count=len(grams))
+        key, first = np.unique(all_keys, return_index=True)
+        keys = np.zeros(mask + 1, dtype=np.uint64)  # 0: empty (every key has a non-zero first character)
+        ids = np.full(mask + 1, -1, dtype=np.int32)
+        # Linear probing, built in rounds: each unplaced key tries the slot after the one it
+        # tried last round, and the first of the keys claiming a free slot takes it. So every
+        # slot a key passes over is full, which is all a lookup needs to find it.
+        slot = ((key * _MULT) >> np.uint64(64 - bits)).astype(np.intp)
+        left = np.arange(len(key))
+        while len(left):
+            free = keys[slot[left]] == 0
+            claimed, taker = np.unique(slot[left][free], return_index=True)
+            won = left[free][taker]
+            keys[claimed], ids[claimed] = key[won], first[won]
+            left = np.setdiff1d(left, won, assume_unique=True)
+            slot[left] = (slot[left] + 1) & mask
+        self._slot_keys, self._slot_ids = keys, ids
         self._mask = np.intp(mask)
         self._shift = np.uint64(64 - bits)
         self._size = len(grams)
@@ -115,13 +121,30 @@ class NgramTable:
         return pairs // self._size, pairs % self._size
 
 
-def _hash(key: int, bits: int) -> int:
-    """The slot of ``key`` in a table of 2**bits (Fibonacci hashing; as the numpy lookup)."""
-    return ((key * _MULT_INT) & _U64) >> (64 - bits)
-
-
 def _key(gram: str) -> int:
     k = 0
     for ch in gram:
         k = (k << _BITS) | ord(ch)
     return k
+
+
+class LazyNgramTable:
+    """An :class:`NgramTable` built on first use: only batch callers need one (a single
+    message is cheaper to walk with the model's automaton), and the table costs a few MB."""
+
+    __slots__ = ("_grams", "_table", "_built", "_lock")
+
+    def __init__(self, grams: Callable[[], Sequence[str]]) -> None:
+        self._grams = grams
+        self._table: NgramTable | None = None
+        self._built = False
+        self._lock = threading.Lock()
+
+    def get(self) -> NgramTable | None:
+        """The table, or None if the n-grams are ones it cannot hold (see :meth:`NgramTable.of`)."""
+        if not self._built:
+            with self._lock:
+                if not self._built:
+                    self._table = NgramTable.of(self._grams())
+                    self._built = True
+        return self._table

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from agent_assist import Assistant
 from agent_assist.minefield_model import BOS, EOS, model_text
-from agent_assist.ngrams import NgramTable
+from agent_assist.ngrams import LazyNgramTable, NgramTable
 
 DATA = Path(__file__).parent / "data"
 
@@ -89,12 +89,12 @@ def test_bundled_models_find_what_their_automata_find():
     replies = [r["reply"] for r in rows[:300]] + [r["customer"] for r in rows[:300]]
     mf = a.minefields._model
     texts = [model_text(a.minefields._normalize(r).text) for r in replies]
-    docs, ids = mf._table.occurrences([BOS + t + EOS for t in texts])
+    docs, ids = mf._table.get().occurrences([BOS + t + EOS for t in texts])
     for d, t in enumerate(texts):
         assert set(ids[docs == d].tolist()) == mf._ids(t)
     em = a.emotion._model
     norm = [a.phrasebook.normalizer.normalize(r).text for r in replies]
-    docs, ids = em._table.occurrences(norm)
+    docs, ids = em._table.get().occurrences(norm)
     for d, t in enumerate(norm):
         assert set(ids[docs == d].tolist()) == em.ngram_ids(t)
     assert isinstance(ids, np.ndarray)
@@ -103,3 +103,12 @@ def test_bundled_models_find_what_their_automata_find():
 def test_of_declines_what_it_cannot_hold():
     assert NgramTable.of(["好", "好的不行"]) is None
     assert NgramTable.of(["好", "好的"]) is not None
+
+
+def test_lazy_table_is_built_once_on_first_use():
+    calls = []
+    lazy = LazyNgramTable(lambda: calls.append(1) or ["好", "好的"])
+    assert calls == []
+    assert lazy.get() is lazy.get() is not None
+    assert calls == [1]
+    assert LazyNgramTable(lambda: ["好的不行"]).get() is None
