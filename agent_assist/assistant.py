@@ -203,7 +203,7 @@ class Assistant:
     @property
     def redactor(self) -> Redactor:
         """Personal-data masking (built on first use)."""
-        return self._lazy.get("redactor", lambda: Redactor(self.phrasebook, self.mask_sensitive))
+        return self._lazy.get("redactor", lambda: Redactor(self.phrasebook, self.slots.mask))
 
     def redact(self, text: str) -> str:
         """See :func:`agent_assist.redact`."""

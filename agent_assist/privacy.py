@@ -13,7 +13,7 @@ import re
 from pydantic import Field, field_validator
 
 from .phrasebook import Phrasebook, StrictModel, check_linear_regex
-from .text import check_text
+from .text import Normalized, check_text
 
 _LOCAL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-")
 _DOMAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
@@ -60,13 +60,15 @@ class Redactor:
         self._plate = re.compile(book.plates.regex)
         self._plate_keep = book.plates.keep_start
 
-    def redact(self, text: str) -> str:
-        """``text`` with personal data masked (same length)."""
+    def redact(self, text: str, *, norm: Normalized | None = None) -> str:
+        """``text`` with personal data masked (same length); ``norm``: ``text`` normalised by
+        the phrasebook's normaliser, if the caller has it already."""
         check_text(text)
         if _MASKABLE.search(text) is None:
             return text
-        masked = self._mask_numbers(text)
-        norm = self._normalize(masked)
+        masked = self._mask_numbers(text, norm)
+        if masked is not text or norm is None:
+            norm = self._normalize(masked)
         spans: list[tuple[int, int]] = []
         for m in self._plate.finditer(norm.text):
             s, e = norm.span(m.start(), m.end())

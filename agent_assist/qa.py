@@ -8,7 +8,7 @@ deduction carries evidence: the turn, the span and the words that caused it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -225,8 +225,8 @@ class QAScorer:
             phrase_auto.add_word(key, (len(key), tuple(idxs)))
         phrase_auto.make_automaton()
         self._phrases = phrase_auto
-        # Searched in whole agent turns: RunSafeRegex keeps \d+… linear on a long number.
         self._checks = [getattr(self, f"_check_{item.check}") for item in self.book.items]
+        # Searched in whole agent turns: RunSafeRegex keeps \d+… linear on a long number.
         self._time_rx = {
             idx: RunSafeRegex(item.patterns)
             for idx, item in enumerate(self.book.items)
@@ -268,17 +268,20 @@ class QAScorer:
                 ident = data.get("id") if isinstance(data, Mapping) else None
                 ident = _no_surrogates(str(ident)) if ident is not None else None
                 return error_result(str(e), line=line, id=ident)
-        result = self.score(transcript, line=line)
-        return self.redact_result(result, transcript) if redact else result
+        result, norms = self._score(transcript, line)
+        return self.redact_result(result, transcript, norms) if redact else result
 
-    def redact_result(self, r: QAResult, t: Transcript) -> QAResult:
-        """``r`` with personal data masked in its evidence texts."""
+    def redact_result(
+        self, r: QAResult, t: Transcript, norms: Sequence[Normalized] | None = None
+    ) -> QAResult:
+        """``r`` with personal data masked in its evidence texts (``norms``: the turns
+        normalised, if at hand)."""
         cache: dict[int, str | None] = {}
 
         def masked(turn: int) -> str | None:  # None: nothing to mask in the turn (most turns)
             if turn not in cache:
                 text = t.turns[turn].text
-                m = self._a.redact(text)
+                m = self._a.redactor.redact(text, norm=None if norms is None else norms[turn])
                 cache[turn] = None if m == text else m
             return cache[turn]
 
@@ -307,6 +310,10 @@ class QAScorer:
 
     def score(self, t: Transcript, *, line: int | None = None) -> QAResult:
         """Score a validated transcript."""
+        return self._score(t, line)[0]
+
+    def _score(self, t: Transcript, line: int | None) -> tuple[QAResult, list[Normalized]]:
+        """The score, and the turns as normalised for it (redaction reads them again)."""
         conv = self._analyse(t)
         items = [self._item(conv, idx, item) for idx, item in enumerate(self.book.items)]
         applicable = [it for it in items if it.passed is not None]
@@ -320,7 +327,7 @@ class QAScorer:
             build(TierPoint, turn=i, tier=conv.emotions[i].tier, intensity=conv.emotions[i].intensity)
             for i in conv.customer
         ]
-        return build(
+        result = build(
             QAResult,
             id=t.id,
             line=line,
@@ -339,6 +346,7 @@ class QAScorer:
             first_response_seconds=_first_response(conv),
             turns=len(t.turns),
         )
+        return result, conv.norms
 
     # -- analysis shared by the checks --
 

@@ -812,10 +812,12 @@ class SlotExtractor:
         chosen.sort()
         return self._result(norm, keywords, sens, orders, models, chosen)
 
-    def mask(self, text: str) -> str:
-        """``text`` with every sensitive number masked (same length; see :func:`mask_sensitive`)."""
+    def mask(self, text: str, norm: Normalized | None = None) -> str:
+        """``text`` with every sensitive number masked (same length; see :func:`mask_sensitive`);
+        ``text`` itself when there is none. ``norm``: ``text`` normalised, if at hand."""
         check_text(text)
-        norm = self._normalizer.normalize(text)
+        if norm is None:
+            norm = self._normalizer.normalize(text)
         contexts = [k for k in self._keywords(norm.text) if k[2][0] in (_ORDER_CTX, _SENS_CTX)]
         sens, _, _ = self._m.tokens(norm.text, contexts)
         if not sens:
