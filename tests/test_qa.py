@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import read_jsonl
@@ -132,12 +134,22 @@ def _examples() -> list[dict]:
     return out
 
 
+def _analysed(a: Assistant, convs: list[dict]) -> Iterator[tuple[dict, Any, Any]]:
+    """(record, transcript, QA's analysis) of each record that is a valid transcript."""
+    from agent_assist.transcript import parse_transcript
+
+    for obj in convs:
+        try:
+            t = parse_transcript(obj, a.qa.speakers)
+        except Exception:  # noqa: BLE001 - the deliberately bad example records
+            continue
+        yield obj, t, a.qa._analyse(t)
+
+
 def test_qa_emotions_and_triage_equal_the_single_message_calls():
     """QA normalises each turn once and hands it to every analyser (and batches the models
     over the conversation); what it reads must equal the per-message public calls,
     including a turn longer than max_chars and one in Traditional script."""
-    from agent_assist.transcript import parse_transcript
-
     a = Assistant(max_chars=200)
     convs = _examples() + [
         {
@@ -150,12 +162,7 @@ def test_qa_emotions_and_triage_equal_the_single_message_calls():
         },
     ]
     compared = 0
-    for obj in convs:
-        try:
-            t = parse_transcript(obj, a.qa.speakers)
-        except Exception:  # noqa: BLE001 - the deliberately bad example records
-            continue
-        conv = a.qa._analyse(t)
+    for obj, t, conv in _analysed(a, convs):
         customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
         for i in customer:
             alone = a.detect_emotion(t.turns[i].text)
@@ -187,12 +194,7 @@ def test_qa_minefield_hits_equal_check_reply_with_the_whole_history():
         ]},
     ]
     compared = compensation = 0
-    for obj in convs:
-        try:
-            t = parse_transcript(obj, a.qa.speakers)
-        except Exception:  # noqa: BLE001 - the deliberately bad example records
-            continue
-        conv = a.qa._analyse(t)
+    for obj, t, conv in _analysed(a, convs):
         last = None
         for i, turn in enumerate(t.turns):
             if turn.speaker == "customer":
