@@ -35,7 +35,7 @@ def pairs(table: NgramTable, texts: list[str]) -> list[tuple[int, int]]:
     return list(zip(docs.tolist(), ids.tolist(), strict=True))
 
 
-ALPHABET = "好的不行您\x00\x02\x03 ,.1a😀𠀀"
+ALPHABET = "好的不行您\x00\x01\x02\x03 ,.1a😀𠀀"
 GRAMS = [
     "好",
     "好的",
