@@ -120,12 +120,15 @@ class Assistant:
             return norm
         return self.phrasebook.normalizer.normalize(norm.original[: self.max_chars])
 
-    def _turn_emotions(self, norms: list[Normalized]) -> list[EmotionResult]:
-        """Emotions of a conversation's customer turns (normalised once by QA) for QA:
-        evidence only for the first (triage reads it) and the last (de-escalation quotes it)."""
-        cut = [self._cut(n) for n in norms]
-        texts = [n.original for n in cut]
-        return self.emotion.detect_normalized(cut, texts, evidence_for={0, len(texts) - 1} if texts else ())
+    def _turn_emotions(self, groups: list[list[Normalized]]) -> list[list[EmotionResult]]:
+        """Emotions of the customer turns (normalised once by QA) of each of several
+        conversations, with one model pass for all: evidence only for each conversation's
+        first turn (triage reads it) and last (de-escalation quotes it)."""
+        jobs = []
+        for norms in groups:
+            cut = [self._cut(n) for n in norms]
+            jobs.append((cut, [n.original for n in cut], {0, len(cut) - 1} if cut else ()))
+        return self.emotion.detect_groups(jobs)
 
     def _reply_hits(
         self,
@@ -145,7 +148,8 @@ class Assistant:
         )
 
     def _reply_scores(self, norms: list[Normalized]) -> list[list[float] | None]:
-        """The minefield model's scores of a conversation's agent turns, in one pass."""
+        """The minefield model's scores of many agent turns (a block of conversations'), in
+        one pass."""
         return self.minefields.model_scores([self._cut(n) for n in norms])
 
     def _triage_turns(self, first: Normalized, later: list[Normalized], emotion: EmotionResult) -> Triage:

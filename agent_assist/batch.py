@@ -34,14 +34,25 @@ def _score_chunk(chunk: list[tuple[int, Item]], redact: bool) -> list[str]:
     # JSON text crosses the process boundary: one string per result pickles ~10x faster
     # than the nested dicts of model_dump(), and the parent's model_validate_json (in
     # pydantic-core) builds the result without first allocating those dicts.
-    return [_safe_score(scorer, item, pos, redact).model_dump_json() for pos, item in chunk]
+    return [r.model_dump_json() for r in _safe_score_many(scorer, chunk, redact)]
 
 
-def _safe_score(scorer: Any, item: Item, pos: int, redact: bool = False) -> QAResult:
+def _safe_score(scorer: Any, item: Item, pos: int | None, redact: bool = False) -> QAResult:
     try:
         return scorer.score_record(item, redact=redact)  # type: ignore[no-any-return]
     except Exception as e:  # noqa: BLE001 - one bad record must not stop the batch
         return failed(item, pos, f"internal error {type(e).__name__}: {e}")
+
+
+def _safe_score_many(
+    scorer: Any, chunk: list[tuple[int | None, Item]], redact: bool = False
+) -> list[QAResult]:
+    """Results of a chunk of (position, item), scored together (one model pass); if that
+    fails, one by one, so the failure stays with the records that cause it."""
+    try:
+        return scorer.score_records([item for _, item in chunk], redact=redact)  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - retried record by record below
+        return [_safe_score(scorer, item, pos, redact) for pos, item in chunk]
 
 
 def failed(item: Item, pos: int | None, why: str) -> QAResult:
@@ -143,9 +154,11 @@ def score_transcripts(
 
             assistant = Assistant(phrasebooks) if phrasebooks is not None else default_assistant()
             scorer = assistant.qa
-            for pos, item in enumerate(items):
-                yield _safe_score(scorer, item, pos, redact)
-                bar.tick()
+            # Chunks, not single records: the models read a chunk's turns in one pass.
+            for chunk in _chunks(items, _CHUNK):
+                for r in _safe_score_many(scorer, chunk, redact):
+                    yield r
+                    bar.tick()
             return
         yield from _parallel(items, workers, bar, None if phrasebooks is None else str(phrasebooks), redact)
     finally:

@@ -78,25 +78,37 @@ class EmotionDetector:
         """:meth:`detect_many` for a caller that has normalised the messages already (QA
         normalises each turn once for every analyser): ``norms`` holds at least one
         :class:`Normalized` per distinct string of ``texts``, by this detector's normaliser."""
-        by_text = {n.original: n for n in norms if n.original.strip()}
-        unique = list(dict.fromkeys(t for t in texts if t in by_text))
-        wanted = None if evidence_for is None else {texts[i] for i in evidence_for}
-        done: dict[str, EmotionResult] = {}
-        for at in range(0, len(unique), _CHUNK):
-            part = unique[at : at + _CHUNK]
-            done.update(zip(part, self._chunk(part, [by_text[t] for t in part], wanted)))
-        return [done[t] if t in done else _empty() for t in texts]
+        return self.detect_groups([(norms, texts, evidence_for)])[0]
 
-    def _chunk(
-        self, texts: list[str], norms: list[Normalized], wanted: set[str] | None = None
-    ) -> list[EmotionResult]:
-        scans = [self._matcher.scan(n.text) for n in norms]
+    def detect_groups(
+        self, groups: Sequence[tuple[Sequence[Normalized], Sequence[str], Collection[int] | None]]
+    ) -> list[list[EmotionResult]]:
+        """:meth:`detect_normalized` of several groups of messages (QA: the customer turns of
+        each transcript in a block) with the model run over all of them at once; each group
+        comes out as if detected alone (its duplicates analysed once, its evidence_for kept)."""
+        jobs: list[tuple[Normalized, bool]] = []
+        layout: list[tuple[Sequence[str], int, list[str]]] = []
+        for norms, texts, evidence_for in groups:
+            by_text = {n.original: n for n in norms if n.original.strip()}
+            unique = list(dict.fromkeys(t for t in texts if t in by_text))
+            wanted = None if evidence_for is None else {texts[i] for i in evidence_for}
+            layout.append((texts, len(jobs), unique))
+            jobs.extend((by_text[t], wanted is None or t in wanted) for t in unique)
+        results: list[EmotionResult] = []
+        for at in range(0, len(jobs), _CHUNK):
+            results.extend(self._chunk(jobs[at : at + _CHUNK]))
+        out = []
+        for texts, first, unique in layout:
+            done = dict(zip(unique, results[first : first + len(unique)], strict=True))
+            out.append([done[t] if t in done else _empty() for t in texts])
+        return out
+
+    def _chunk(self, jobs: list[tuple[Normalized, bool]]) -> list[EmotionResult]:
+        """Results of (message, with evidence?) pairs, with one model pass for all of them."""
+        scans = [self._matcher.scan(n.text) for n, _ in jobs]
         feats = np.log1p(np.array([s for s, _ in scans], dtype=np.float64))
-        probs = softmax(self._model.logits_many([n.text for n in norms], feats)).tolist()
-        return [
-            self._result(n, sc[1], p, wanted is None or t in wanted)
-            for t, n, sc, p in zip(texts, norms, scans, probs)
-        ]
+        probs = softmax(self._model.logits_many([n.text for n, _ in jobs], feats)).tolist()
+        return [self._result(n, sc[1], p, ev) for (n, ev), sc, p in zip(jobs, scans, probs, strict=True)]
 
     def _result(
         self, norm: Normalized, hits: list[CueHit], p: list[float], with_evidence: bool = True

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from .assistant import Assistant, default_assistant
-from .batch import _init_worker, _Progress, _safe_score, batch_gc, failed, score_transcripts
+from .batch import _init_worker, _Progress, _safe_score_many, batch_gc, failed, score_transcripts
 from .output import AtomicOutput, serialise
 from .qa import QAResult
 from .report import Report
@@ -210,10 +210,9 @@ def _score_block(
     scorer = assistant.qa
     pages = Report(redact=assistant.redact if redact else None) if with_report else None
     tally = _Tally()
-    results = []
-    for record in _block_records(path, block):
-        r = _safe_score(scorer, record, None, redact)
-        results.append(r)
+    records = _block_records(path, block)
+    results = _safe_score_many(scorer, [(None, r) for r in records], redact)
+    for record, r in zip(records, results, strict=True):
         tally.add(r)
         if pages is not None:
             pages.add(r, record.texts())

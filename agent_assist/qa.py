@@ -203,6 +203,7 @@ class _Conversation:
         self.triage: Triage | None = None
         self.phrase_hits: dict[int, list[tuple[int, int, int]]] = {}  # item -> (turn, start, end)
         self.norms: list[Normalized] = []  # per turn: normalised once for every analyser
+        self.scores: list[list[float] | None] = []  # per agent turn: the minefield model's
 
 
 class QAScorer:
@@ -253,6 +254,36 @@ class QAScorer:
         ``redact``: mask personal data (phones, IDs, cards, e-mails, plates) in every piece
         of echoed text; offsets stay valid because masks keep the length.
         """
+        return self.score_records([record], redact=redact, line=line)[0]
+
+    def score_records(
+        self,
+        records: Sequence[Record | Transcript | Mapping[str, Any]],
+        *,
+        redact: bool = False,
+        line: int | None = None,
+    ) -> list[QAResult]:
+        """:meth:`score_record` of each record, in order, with the emotion and minefield
+        models run once over all of their turns: numpy's fixed cost per call is paid once
+        per block of transcripts instead of twice per transcript. ``line``: of a lone
+        record that is not a :class:`Record`."""
+        parsed = [self._parse(r, line) for r in records]
+        convs = [self._prepare(p[0]) for p in parsed if not isinstance(p, QAResult)]
+        self._run_models(convs)
+        out: list[QAResult] = []
+        todo = iter(convs)
+        for p in parsed:
+            if isinstance(p, QAResult):
+                out.append(p)
+                continue
+            conv = next(todo)
+            result = self._conclude(conv, p[1])
+            out.append(self.redact_result(result, conv.t, conv.norms) if redact else result)
+        return out
+
+    def _parse(
+        self, record: Record | Transcript | Mapping[str, Any], line: int | None
+    ) -> tuple[Transcript, int | None] | QAResult:
         if isinstance(record, Record):
             if record.error is not None or record.data is None:
                 return error_result(record.error or f"line {record.line}: empty record", line=record.line)
@@ -260,16 +291,13 @@ class QAScorer:
         else:
             data = record
         if isinstance(data, Transcript):
-            transcript = data
-        else:
-            try:
-                transcript = parse_transcript(data, self.speakers, line=line)
-            except TranscriptError as e:
-                ident = data.get("id") if isinstance(data, Mapping) else None
-                ident = _no_surrogates(str(ident)) if ident is not None else None
-                return error_result(str(e), line=line, id=ident)
-        result, norms = self._score(transcript, line)
-        return self.redact_result(result, transcript, norms) if redact else result
+            return data, line
+        try:
+            return parse_transcript(data, self.speakers, line=line), line
+        except TranscriptError as e:
+            ident = data.get("id") if isinstance(data, Mapping) else None
+            ident = _no_surrogates(str(ident)) if ident is not None else None
+            return error_result(str(e), line=line, id=ident)
 
     def redact_result(
         self, r: QAResult, t: Transcript, norms: Sequence[Normalized] | None = None
@@ -310,11 +338,14 @@ class QAScorer:
 
     def score(self, t: Transcript, *, line: int | None = None) -> QAResult:
         """Score a validated transcript."""
-        return self._score(t, line)[0]
+        conv = self._prepare(t)
+        self._run_models([conv])
+        return self._conclude(conv, line)
 
-    def _score(self, t: Transcript, line: int | None) -> tuple[QAResult, list[Normalized]]:
-        """The score, and the turns as normalised for it (redaction reads them again)."""
-        conv = self._analyse(t)
+    def _conclude(self, conv: _Conversation, line: int | None) -> QAResult:
+        """The score of a conversation the models have read (:meth:`_run_models`)."""
+        self._analyse(conv)
+        t = conv.t
         items = [self._item(conv, idx, item) for idx, item in enumerate(self.book.items)]
         applicable = [it for it in items if it.passed is not None]
         total = sum(it.points for it in applicable)
@@ -327,7 +358,7 @@ class QAScorer:
             build(TierPoint, turn=i, tier=conv.emotions[i].tier, intensity=conv.emotions[i].intensity)
             for i in conv.customer
         ]
-        result = build(
+        return build(
             QAResult,
             id=t.id,
             line=line,
@@ -346,19 +377,29 @@ class QAScorer:
             first_response_seconds=_first_response(conv),
             turns=len(t.turns),
         )
-        return result, conv.norms
 
     # -- analysis shared by the checks --
 
-    def _analyse(self, t: Transcript) -> _Conversation:
+    def _prepare(self, t: Transcript) -> _Conversation:
         conv = _Conversation(t)
-        turns = t.turns
-        norms = conv.norms = [self._normalize(turn.text) for turn in turns]
+        conv.norms = [self._normalize(turn.text) for turn in t.turns]
+        return conv
+
+    def _run_models(self, convs: list[_Conversation]) -> None:
+        """Both models over the turns of every conversation at once."""
+        emotions = self._a._turn_emotions([[c.norms[i] for i in c.customer] for c in convs])
+        scores = self._a._reply_scores([c.norms[i] for c in convs for i in c.agent])
+        at = 0
+        for conv, found in zip(convs, emotions, strict=True):
+            conv.emotions = dict(zip(conv.customer, found, strict=True))
+            conv.scores = scores[at : at + len(conv.agent)]
+            at += len(conv.agent)
+
+    def _analyse(self, conv: _Conversation) -> None:
+        turns, norms = conv.t.turns, conv.norms
         customer = [norms[i] for i in conv.customer]
-        for i, r in zip(conv.customer, self._a._turn_emotions(customer)):
-            conv.emotions[i] = r
         asked = AskedSoFar(self._a.minefields, turns, norms)
-        scores = iter(self._a._reply_scores([norms[i] for i in conv.agent]))
+        scores = iter(conv.scores)
         last_customer: str | None = None
         for i, turn in enumerate(turns):
             if turn.speaker == "customer":
@@ -372,7 +413,6 @@ class QAScorer:
                     conv.phrase_hits.setdefault(idx, []).append((i, start, end))
         if customer:
             conv.triage = self._a._triage_turns(customer[0], customer[1:], conv.emotions[conv.customer[0]])
-        return conv
 
     def _conversation_flags(self, conv: _Conversation, trajectory: list[TierPoint]) -> list[str]:
         found: set[str] = set()

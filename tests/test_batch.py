@@ -40,6 +40,37 @@ def test_n_in_n_out_in_order_with_errors_marked():
     assert all(r.error for r in results[40:])
 
 
+def test_a_block_scores_as_each_record_alone():
+    """Batch scoring runs the models over a whole block of transcripts at once; every
+    result must equal scoring its record alone (bad records included)."""
+    from agent_assist import Assistant
+
+    qa = Assistant().qa
+    records = list(read_transcripts(EXAMPLES)) + _records(20)
+    block = qa.score_records(records, redact=True)
+    assert len(block) == len(records)
+    assert [r.model_dump() for r in block] == [qa.score_record(r, redact=True).model_dump() for r in records]
+    assert sum(r.error is None for r in block) > 60
+
+
+def test_a_record_that_breaks_the_block_costs_only_itself(monkeypatch):
+    from agent_assist.qa import QAScorer
+
+    conclude = QAScorer._conclude
+
+    def fragile(self, conv, line):
+        if conv.t.id == "t4":
+            raise RuntimeError("boom")
+        return conclude(self, conv, line)
+
+    monkeypatch.setattr(QAScorer, "_conclude", fragile)
+    results = list(score_transcripts(_records(40)))
+    assert [r.id for r in results if r.error is None] == [
+        f"t{i}" for i in range(40) if i != 4 and i % 7 != 3 and i % 11 != 5
+    ]
+    assert "internal error RuntimeError: boom" in results[4].error and "record 5" in results[4].error
+
+
 def test_parallel_matches_serial():
     items = _records(150)
     serial = list(score_transcripts(items))

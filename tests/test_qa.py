@@ -135,15 +135,27 @@ def _examples() -> list[dict]:
 
 
 def _analysed(a: Assistant, convs: list[dict]) -> Iterator[tuple[dict, Any, Any]]:
-    """(record, transcript, QA's analysis) of each record that is a valid transcript."""
+    """(record, transcript, QA's analysis) of each record that is a valid transcript, all
+    analysed as one block, as batch scoring does (the models read every turn in one pass)."""
     from agent_assist.transcript import parse_transcript
 
+    valid = []
     for obj in convs:
         try:
-            t = parse_transcript(obj, a.qa.speakers)
+            valid.append((obj, parse_transcript(obj, a.qa.speakers)))
         except Exception:  # noqa: BLE001 - the deliberately bad example records
             continue
-        yield obj, t, a.qa._analyse(t)
+    for (obj, t), conv in zip(valid, _analyse(a, [t for _, t in valid]), strict=True):
+        yield obj, t, conv
+
+
+def _analyse(a: Assistant, transcripts: list[Any]) -> list[Any]:
+    qa = a.qa
+    convs = [qa._prepare(t) for t in transcripts]
+    qa._run_models(convs)
+    for conv in convs:
+        qa._analyse(conv)
+    return convs
 
 
 def test_qa_emotions_and_triage_equal_the_single_message_calls():
@@ -205,7 +217,7 @@ def test_qa_minefield_hits_equal_check_reply_with_the_whole_history():
             compared += 1
             compensation += any(h.kind == "premature_compensation" for h in expected)
     assert compared > 200
-    late = a.qa._analyse(parse_transcript(convs[-1], a.qa.speakers))
+    [late] = _analyse(a, [parse_transcript(convs[-1], a.qa.speakers)])
     assert [h.kind for h in late.checks[1]] == ["premature_compensation"]
     assert late.checks[3] == []
     assert late.checks[5] == []  # a bare 好的 answering 好的，谢谢 closes well
