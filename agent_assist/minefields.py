@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import ahocorasick
 from pydantic import Field, field_validator, model_validator
 
+from .automaton import WordFinder
 from .errors import ModelError, PhrasebookError
 from .minefield_model import MinefieldModel, load_minefield_model
 from .patterns import RunSafeRegex
@@ -545,9 +545,9 @@ class MinefieldChecker:
                     yields_to=frozenset(r.yields_to),
                 )
             )
-        self._auto = _automaton({k: (len(k), tuple(v)) for k, v in trig.items()})
-        self._ctx = _automaton({k: (len(k), tuple(v)) for k, v in ctx.items()})
-        self._exc = _automaton({k: (len(k), frozenset(v)) for k, v in exc.items()})
+        self._auto = WordFinder({k: tuple(v) for k, v in trig.items()})
+        self._ctx = WordFinder({k: tuple(v) for k, v in ctx.items()})
+        self._exc = WordFinder({k: frozenset(v) for k, v in exc.items()})
         self._exc_kinds = frozenset(k for v in exc.values() for k in v)
 
         self._model = model
@@ -573,12 +573,11 @@ class MinefieldChecker:
                 )
 
         req = cond.compensation_request
-        ask: dict[str, tuple[int, int]] = {}
+        ask: dict[str, int] = {}
         for tag, terms in ((_ASK, req.terms), (_REFUSE, req.refusals), (_ASK_BLOCK, req.blockers)):
             for t in terms:
-                k = self.fold(t)
-                ask.setdefault(k, (len(k), tag))
-        self._ask = _automaton(ask)
+                ask.setdefault(self.fold(t), tag)
+        self._ask = WordFinder(ask)
         # A customer message made only of closing words (好的谢谢, 嗯没有了, 再见), clause by clause.
         closing = sorted({self.fold(t) for t in cond.closing.terms}, key=len, reverse=True)
         self._closing_rx = re.compile("(?:" + "|".join(map(re.escape, closing)) + ")+")
@@ -895,15 +894,6 @@ def _crosses_commas(pattern: str) -> bool:
     return walk(_sre.parse(pattern))
 
 
-def _automaton(entries: Mapping[str, Any]) -> Any:
-    auto = ahocorasick.Automaton()
-    for key, value in entries.items():
-        auto.add_word(key, value)
-    if len(auto):
-        auto.make_automaton()
-    return auto
-
-
 class _Found:
     __slots__ = ("start", "end", "rule", "cs", "ce", "cue")
 
@@ -1030,14 +1020,15 @@ def _asks(c: MinefieldChecker, text: str | Normalized) -> bool:
     refusals: list[int] = []
     blocked: list[tuple[int, int]] = []
     asks: list[tuple[int, int]] = []
-    for last, (length, tag) in c._ask.iter(t):
-        end = last + 1
+    tags = c._ask.values
+    for i, start, end in c._ask.find(t):
+        tag = tags[i]
         if tag == _ASK:
-            asks.append((end - length, end))
+            asks.append((start, end))
         elif tag == _REFUSE:
             refusals.append(end)
         else:
-            blocked.append((end - length, end))
+            blocked.append((start, end))
     blockers = _Spans(blocked)
     for s, e in asks:
         if blockers.around(s, e):
@@ -1141,10 +1132,9 @@ class _Call:
         """Every trigger (start, end, rule) in the text, before context conditions."""
         text = self.text
         cands = self.cands
-        for last, (length, bucket) in self.c._auto.iter(text):
-            end = last + 1
-            start = end - length
-            for entry in bucket:
+        buckets = self.c._auto.values
+        for i, start, end in self.c._auto.find(text):
+            for entry in buckets[i]:
                 tag = entry[0]
                 if tag == _TRIG:
                     cands.append((start, end, entry[1]))
@@ -1164,7 +1154,8 @@ class _Call:
         rules = self.c._rules
         if cands and any(rules[ri].kind_index in self.c._exc_kinds for _, _, ri in cands):
             # Exceptions (不一定 for 一定, 赔礼道歉 for 赔): a small automaton of their own.
-            spans = [(last + 1 - length, last + 1, kinds) for last, (length, kinds) in self.c._exc.iter(text)]
+            kinds_of = self.c._exc.values
+            spans = [(start, end, kinds_of[i]) for i, start, end in self.c._exc.find(text)]
             if spans:
                 by_kind: dict[int, list[tuple[int, int]]] = {}
                 for xs, xe, ks in spans:
@@ -1189,9 +1180,10 @@ class _Call:
     def _scan_marks(self) -> dict[int, list[tuple[int, int]]]:
         if self._marks is None:
             marks: dict[int, list[tuple[int, int]]] = {}
-            for last, (length, tags) in self.c._ctx.iter(self.text):
-                for tag in tags:
-                    marks.setdefault(tag, []).append((last + 1 - length, last + 1))
+            tags_of = self.c._ctx.values
+            for i, start, end in self.c._ctx.find(self.text):
+                for tag in tags_of[i]:
+                    marks.setdefault(tag, []).append((start, end))
             # Negators that no blocker (不好意思, 能不能) swallows, as (end, reach).
             blockers = _Spans(marks.get(_BLOCK, ()))
             scope = self.c._neg_scope

@@ -13,9 +13,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import ahocorasick
 from pydantic import Field, field_validator, model_validator
 
+from .automaton import WordFinder
 from .errors import PhrasebookError
 from .minefields import AskedSoFar
 from .patterns import RunSafeRegex
@@ -216,16 +216,12 @@ class QAScorer:
         self.speakers = {a.lower(): role for role, aliases in self.book.speakers.items() for a in aliases}
         fold = pb.normalizer.fold
         self._normalize = pb.normalizer.normalize
-        phrase_auto = ahocorasick.Automaton()
         entries: dict[str, list[int]] = {}
         for idx, item in enumerate(self.book.items):
             if item.check == "phrases":
                 for p in item.phrases:
                     entries.setdefault(fold(p), []).append(idx)
-        for key, idxs in entries.items():
-            phrase_auto.add_word(key, (len(key), tuple(idxs)))
-        phrase_auto.make_automaton()
-        self._phrases = phrase_auto
+        self._phrases = WordFinder({key: tuple(idxs) for key, idxs in entries.items()})
         self._checks = [getattr(self, f"_check_{item.check}") for item in self.book.items]
         # Searched in whole agent turns: RunSafeRegex keeps \d+… linear on a long number.
         self._time_rx = {
@@ -233,12 +229,7 @@ class QAScorer:
             for idx, item in enumerate(self.book.items)
             if item.check == "solution_time"
         }
-        flag_auto = ahocorasick.Automaton()
-        for flag, words in self.book.flags.items():
-            for w in words:
-                flag_auto.add_word(fold(w), (len(fold(w)), flag))
-        flag_auto.make_automaton()
-        self._flags = flag_auto
+        self._flags = WordFinder({fold(w): flag for flag, words in self.book.flags.items() for w in words})
 
     # -- entry points --
 
@@ -400,6 +391,7 @@ class QAScorer:
         customer = [norms[i] for i in conv.customer]
         asked = AskedSoFar(self._a.minefields, turns, norms)
         scores = iter(conv.scores)
+        phrase_items = self._phrases.values
         last_customer: str | None = None
         for i, turn in enumerate(turns):
             if turn.speaker == "customer":
@@ -407,9 +399,9 @@ class QAScorer:
                 continue
             norm = norms[i]
             conv.checks[i] = self._a._reply_hits(norm, last_customer, partial(asked.before, i), next(scores))
-            for last, (length, idxs) in self._phrases.iter(norm.text):
-                start, end = norm.span(last + 1 - length, last + 1)
-                for idx in idxs:
+            for p, start, end in self._phrases.find(norm.text):
+                start, end = norm.span(start, end)
+                for idx in phrase_items[p]:
                     conv.phrase_hits.setdefault(idx, []).append((i, start, end))
         if customer:
             conv.triage = self._a._triage_turns(customer[0], customer[1:], conv.emotions[conv.customer[0]])
@@ -417,8 +409,8 @@ class QAScorer:
     def _conversation_flags(self, conv: _Conversation, trajectory: list[TierPoint]) -> list[str]:
         found: set[str] = set()
         for i in conv.customer:
-            for _, (_, flag) in self._flags.iter(conv.norms[i].text):
-                found.add(flag)
+            for f, _, _ in self._flags.find(conv.norms[i].text):
+                found.add(self._flags.values[f])
                 if len(found) == len(self.book.flags):
                     break
         if trajectory and trajectory[-1].tier == "indifference":

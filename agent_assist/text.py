@@ -9,6 +9,7 @@ nothing; only unusual input pays for an explicit offset table.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,6 +45,26 @@ def _base_table() -> dict[int, int | None]:
     return table
 
 
+_BMP = list(range(0x10000))  # shared by every table: identity ints are allocated once
+
+
+def _indexed(table: Mapping[int, int | None]) -> list[int | None]:
+    """``table`` as a list indexed by code point, for :meth:`str.translate`.
+
+    With a dict, every character the table leaves alone raises and clears a KeyError inside
+    ``translate``; a list answers by index, which makes translating Chinese text ~2x faster.
+    Past the list's end ``translate`` gets an IndexError and keeps the character, as a dict
+    miss does, so only code points the table maps need to be inside it.
+    """
+    out: list[int | None] = list(_BMP)
+    top = max(table, default=0)
+    if top >= len(out):
+        out.extend(range(len(out), top + 1))
+    for k, v in table.items():
+        out[k] = v
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Normalized:
     """A normalised view of ``original``; ``offsets[i]`` is where ``text[i]`` came from."""
@@ -69,7 +90,7 @@ class Normalizer:
     so it can be shared by any number of threads.
     """
 
-    __slots__ = ("_table", "_s2t")
+    __slots__ = ("_table", "_s2t", "_by_index", "_s2t_by_index")
 
     def __init__(self, t2s: dict[str, str], s2t: dict[str, str] | None = None) -> None:
         table = _base_table()
@@ -77,10 +98,12 @@ class Normalizer:
             table.setdefault(ord(trad), ord(simp))
         self._table = table
         self._s2t = {ord(k): ord(v) for k, v in (s2t or {}).items()}
+        self._by_index = _indexed(table)
+        self._s2t_by_index = _indexed(self._s2t)
 
     def fold(self, text: str) -> str:
         """Length-insensitive normalisation for phrasebook terms (no offset map)."""
-        return " ".join(text.translate(self._table).split())
+        return " ".join(text.translate(self._by_index).split())
 
     def normalize(self, text: str) -> Normalized:
         """Normalise ``text`` for analysis.
@@ -90,7 +113,7 @@ class Normalizer:
         >>> n.text, n.span(0, 3)
         ('还没到!!', (0, 3))
         """
-        folded = text.translate(self._table)
+        folded = text.translate(self._by_index)
         if len(folded) == len(text) and "  " not in folded:
             return Normalized(text, folded, None)
         return self._remap(text)
@@ -113,7 +136,7 @@ class Normalizer:
 
     def to_traditional(self, text: str) -> str:
         """Character-level Simplified → Traditional conversion (same length)."""
-        return text.translate(self._s2t)
+        return text.translate(self._s2t_by_index)
 
     def script(self, text: str) -> Script:
         """Which Chinese script ``text`` is written in, by characters unique to each."""

@@ -31,9 +31,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
-import ahocorasick
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from .automaton import WordFinder
 from .errors import PhrasebookError
 from .phrasebook import Phrasebook, StrictModel, Tier, check_linear_regex, unique_ids
 from .results import EmotionResult, ResultModel, Turn, build
@@ -403,12 +403,13 @@ class TriageMatcher:
             vote = _Vote(_SCOPE, SCOPES.index(cg.scope), cg.weight, cg.id, False)
             add(_SCOPE, cg.terms, cg.patterns, vote, f"scope.groups[{cg.id}]")
 
-        auto = ahocorasick.Automaton()
-        for key, votes in keys.items():
-            cued = tuple((v, f"{v.group}:{key}") for v in votes)  # the evidence's cue, made once
-            auto.add_word(key, (len(key), cued, _is_word(key[0]) or _is_word(key[-1])))
-        auto.make_automaton()
-        self._auto = auto
+        self._auto = WordFinder(
+            {
+                # the evidence's cue, made once; whether the word has word characters at an end
+                key: (tuple((v, f"{v.group}:{key}") for v in votes), _is_word(key[0]) or _is_word(key[-1]))
+                for key, votes in keys.items()
+            }
+        )
         self._patterns = patterns
         self._sub_cat = [ci for ci, _ in self._subs]
         self._levels = [
@@ -441,12 +442,13 @@ class TriageMatcher:
         for nature, 没人回复 for the category).
         """
         found: list[tuple[int, int, int, _Vote, str]] = []  # (dimension, start, -length, vote, cue)
-        for last, (length, cued, edges) in self._auto.iter(text):
-            start = last + 1 - length
-            if edges and _cuts_word(text, start, last + 1):
+        entries = self._auto.values
+        for i, start, end in self._auto.find(text):
+            cued, edges = entries[i]
+            if edges and _cuts_word(text, start, end):
                 continue  # "12315" inside 13812315678 is part of a phone number, not a cue
             for v, cue in cued:
-                found.append((v.dimension, start, -length, v, cue))
+                found.append((v.dimension, start, start - end, v, cue))
         found.sort(key=_first_three)
         hits: list[_Hit] = []
         dim, reach = -1, 0
