@@ -113,7 +113,7 @@ class EmotionDetector:
     def _result(
         self, norm: Normalized, hits: list[CueHit], p: list[float], with_evidence: bool = True
     ) -> EmotionResult:
-        best = max(range(len(p)), key=p.__getitem__)
+        best = p.index(max(p))  # the first of equal highest, as max(range, key=...) gives
         tier = TIERS[best]
         original, offsets = norm.original, norm.offsets
         evidence = []

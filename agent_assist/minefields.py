@@ -36,7 +36,7 @@ import itertools
 import re
 import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -810,8 +810,10 @@ class MinefieldChecker:
                     call.vetoed.append(f)
                 continue
             kept.append(f)
+        if max(z) < model.fire or not model.may_raise(text):  # most replies: nothing to raise
+            return kept
         have = {self._rules[f.rule].kind_index for f in kept}
-        for k, zk in enumerate(z if model.may_raise(text) else ()):
+        for k, zk in enumerate(z):
             if zk < model.fire or k in have or k in call.cleared or (k == _COMPENSATION and customer.asked):
                 continue
             where = model.locate(text, k)
@@ -1029,6 +1031,8 @@ def _asks(c: MinefieldChecker, text: str | Normalized) -> bool:
             refusals.append(end)
         else:
             blocked.append((start, end))
+    if not asks:
+        return False
     blockers = _Spans(blocked)
     for s, e in asks:
         if blockers.around(s, e):
@@ -1185,13 +1189,14 @@ class _Call:
                 for tag in tags_of[i]:
                     marks.setdefault(tag, []).append((start, end))
             # Negators that no blocker (不好意思, 能不能) swallows, as (end, reach).
-            blockers = _Spans(marks.get(_BLOCK, ()))
+            blocked = marks.get(_BLOCK)
+            blockers = _Spans(blocked) if blocked else None
             scope = self.c._neg_scope
             self._negs = [
                 (ne, reach)
                 for tag, reach in ((_NEG, scope), (_NEG_ADJ, 0))
                 for ns, ne in marks.get(tag, ())
-                if not blockers.around(ns, ne)
+                if blockers is None or not blockers.around(ns, ne)
             ]
             self._marks = marks
         return self._marks
@@ -1398,7 +1403,7 @@ class _Call:
         if key not in self._memo:
             rules = self.c._rules
             mine = _Spans([(cs, ce) for cs, ce, r in self.cands if rules[r].kind_index == kind])
-            self._memo[key] = any(not mine.overlaps(a, b) for a, b in self._clause_bodies())
+            self._memo[key] = any(not mine.overlaps(a, b) for a, b in self._bodies())
         return self._memo[key]  # type: ignore[no-any-return]
 
     def customer_closing(self, s: int, e: int, ri: int) -> bool:
@@ -1411,20 +1416,25 @@ class _Call:
         key = ("whole", ri)  # the answer depends on the rule only: computed once per call
         if key not in self._memo:
             own = {(cs, ce) for cs, ce, r in self.cands if r == ri}
-            self._memo[key] = any(span not in own for span in self._clause_bodies())
+            bodies = self._bodies()
+            self._memo[key] = len(bodies) > len(own) or any(span not in own for span in bodies)
         return self._memo[key]  # type: ignore[no-any-return]
 
-    def _clause_bodies(self) -> Iterator[tuple[int, int]]:
+    def _bodies(self) -> list[tuple[int, int]]:
         """(start, end) of every clause's text without its surrounding space, in order."""
-        t = self.text
-        start = 0
-        for b in self._clause_breaks() + [len(t)]:
-            seg = t[start:b]
-            body = seg.strip()
-            if body:
-                lead = start + len(seg) - len(seg.lstrip())
-                yield lead, lead + len(body)
-            start = b + 1
+        if "bodies" not in self._memo:
+            t = self.text
+            out = []
+            start = 0
+            for b in self._clause_breaks() + [len(t)]:
+                seg = t[start:b]
+                body = seg.strip()
+                if body:
+                    lead = start + len(seg) - len(seg.lstrip())
+                    out.append((lead, lead + len(body)))
+                start = b + 1
+            self._memo["bodies"] = out
+        return self._memo["bodies"]  # type: ignore[no-any-return]
 
 
 #: Condition name (as in the YAML) -> the function above.

