@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import ahocorasick
-
+from .automaton import WordFinder
 from .errors import PhrasebookError
 from .patterns import first_chars
 from .phrasebook import EMOTION_FEATURES, EmotionBook
@@ -61,10 +60,10 @@ class CueMatcher:
     def __init__(self, book: EmotionBook, normalizer: Normalizer, source: str = "emotion.yaml"):
         self._neg_scope = book.negation.scope
         self._int_scope = book.intensifiers.scope
-        auto = ahocorasick.Automaton()
+        entries: dict[str, tuple[Any, ...]] = {}  # word -> (kind, factor or _Cue)
         owner: dict[str, str] = {}
 
-        def add(term: str, value: tuple, where: str) -> None:
+        def add(term: str, value: tuple[Any, ...], where: str) -> None:
             key = normalizer.fold(term)
             if not key:
                 raise PhrasebookError(source, f"term {term!r} is empty after normalisation", key=where)
@@ -73,14 +72,14 @@ class CueMatcher:
                     source, f"term {term!r} appears twice ({owner[key]} and {where})", key=where
                 )
             owner[key] = where
-            auto.add_word(key, value)
+            entries[key] = value
 
         for term in book.negation.terms:
-            add(term, (_NEG, len(normalizer.fold(term)), 0.0), "negation.terms")
+            add(term, (_NEG, 0.0), "negation.terms")
         for term in book.negation.blockers:
-            add(term, (_BLOCK, len(normalizer.fold(term)), 0.0), "negation.blockers")
+            add(term, (_BLOCK, 0.0), "negation.blockers")
         for term, factor in book.intensifiers.terms.items():
-            add(term, (_INT, len(normalizer.fold(term)), float(factor)), "intensifiers.terms")
+            add(term, (_INT, float(factor)), "intensifiers.terms")
         for g in book.groups:
             for term in g.terms:
                 key = normalizer.fold(term)
@@ -95,9 +94,8 @@ class CueMatcher:
                     length=len(key),
                     token=key.isascii() and key.isalnum(),
                 )
-                add(term, (_CUE, cue.length, cue), f"groups[{g.id}]")
-        auto.make_automaton()
-        self._auto = auto
+                add(term, (_CUE, cue), f"groups[{g.id}]")
+        self._words = WordFinder(entries, longest=True)
         # A pattern runs only when the message holds one of the characters it can start
         # with: most messages trigger one or two of them, so this skips most regex passes.
         self._patterns = [
@@ -121,9 +119,9 @@ class CueMatcher:
         feats = [0.0] * len(EMOTION_FEATURES)
         hits: list[CueHit] = []
         mods: list[tuple[int, int, int, float]] = []  # (start, end, kind, factor)
-        for last, (kind, length, payload) in self._auto.iter_long(text):
-            end = last + 1
-            start = end - length
+        values = self._words.values
+        for i, start, end in self._words.find(text):
+            kind, payload = values[i]
             if kind == _NEG or kind == _INT:
                 mods.append((start, end, kind, payload))
                 continue

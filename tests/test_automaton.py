@@ -42,3 +42,19 @@ def test_no_words_and_empty_words_find_nothing():
     assert WordFinder({}).find("不行") == []
     f = WordFinder({"": 0, "行": 1})
     assert len(f) == 1 and [(f.values[i], s, e) for i, s, e in f.find("不行")] == [(1, 1, 2)]
+
+
+def test_longest_gives_the_leftmost_longest_words_without_overlaps():
+    f = WordFinder({w: w for w in ["不行", "行", "不是", "是不是", "是"]}, longest=True)
+    assert [(f.values[i], s, e) for i, s, e in f.find("是不是不行，行")] == [
+        ("是不是", 0, 3),
+        ("不行", 3, 5),
+        ("行", 6, 7),
+    ]
+
+
+def test_longest_finds_a_word_after_a_longer_one_fails():
+    # pyahocorasick's iter_long, which the emotion lexicon used before, gave nothing here:
+    # having followed 找不到人 to 找不到 it did not go back for 不.
+    f = WordFinder({w: w for w in ["不", "找不到人"]}, longest=True)
+    assert [(f.values[i], s, e) for i, s, e in f.find("客服都找不到")] == [("不", 4, 5)]
