@@ -818,6 +818,8 @@ class SlotExtractor:
         check_text(text)
         if norm is None:
             norm = self._normalizer.normalize(text)
+        if sum(map(norm.text.count, "0123456789")) < 6:
+            return text  # a sensitive number has six digits at least (_classify): most texts have fewer
         contexts = [k for k in self._keywords(norm.text) if k[2][0] in (_ORDER_CTX, _SENS_CTX)]
         sens, _, _ = self._m.tokens(norm.text, contexts)
         if not sens:
