@@ -3,7 +3,7 @@ the lexicon's features, stored as plain arrays (``.npz``, loaded with ``allow_pi
 
 It reproduces scikit-learn's ``TfidfVectorizer(binary=True, norm="l2")`` +
 ``LogisticRegression`` exactly, without scikit-learn: the n-gram vocabulary becomes an
-Aho-Corasick automaton, so finding every known n-gram in a message is one C-level pass,
+Aho-Corasick automaton, so finding every known n-gram in a message is one native pass,
 and the idf weights are folded into the coefficients ahead of time.
 """
 
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import ahocorasick
 import numpy as np
 
+from .automaton import WordFinder
 from .errors import ModelError
 from .ngrams import LazyNgramTable
 from .phrasebook import EMOTION_FEATURES, TIERS
@@ -86,24 +86,19 @@ class EmotionModel:
         self._intercept = self.intercept.tolist()
         grams = vocab.tolist()
         self.ngram_length = [len(g) for g in grams]
-        auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for i, gram in enumerate(grams):
-            auto.add_word(gram, i)
-        auto.make_automaton()
-        self._auto = auto
+        self._words = WordFinder({gram: i for i, gram in enumerate(grams)})
         self._table = LazyNgramTable(vocab.tolist)
 
     def ngrams(self, text: str) -> list[tuple[int, int]]:
-        """(last index, vocabulary index) of every known n-gram in normalised ``text``."""
-        return list(self._auto.iter(text))
+        """(last index, vocabulary index) of every known n-gram in normalised ``text``, in
+        order of end."""
+        index = self._words.values
+        return [(end - 1, index[k]) for k, _, end in self._words.find(text)]
 
     def ngram_ids(self, text: str) -> set[int]:
-        """Vocabulary indices of the known n-grams in ``text`` (binary features: a set).
-
-        Built straight from the automaton so no list of position tuples outlives the call:
-        in a batch, such lists kept alive made the garbage collector's scans the main cost.
-        """
-        return {i for _, i in self._auto.iter(text)}
+        """Vocabulary indices of the known n-grams in ``text`` (binary features: a set)."""
+        index = self._words.values
+        return {index[k] for k, _, _ in self._words.find(text)}
 
     def logits(self, ids: set[int], feats: list[float]) -> list[float]:
         """Decision values per tier for one message (``feats``: damped lexicon sums).

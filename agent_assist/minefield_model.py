@@ -15,12 +15,11 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 
-import ahocorasick
 import numpy as np
 
+from .automaton import WordFinder
 from .errors import ModelError
 from .ngrams import LazyNgramTable
 
@@ -28,7 +27,6 @@ BOS, EOS = "\x02", "\x03"  # mark the reply's start and end, so 好的 alone dif
 _SENTENCE = re.compile(r"[^.!?;\n]+")  # normalised text: ASCII punctuation
 _STRIP = " ,.!?;:~…\n\t"
 _END = " ,.!?;:~…\n\t\u3000。！？；，、：～"  # the CJK forms too, though normalised text has ASCII
-_second = itemgetter(1)
 
 
 def model_text(text: str) -> str:
@@ -74,15 +72,12 @@ class MinefieldModel:
         self.grams = grams
         self.coef = np.ascontiguousarray(coef)
         self._intercept = intercept.tolist()
-        auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for i, g in enumerate(grams):
-            auto.add_word(g, i)
-        auto.make_automaton()
-        self._auto = auto
+        self._words = WordFinder({g: i for i, g in enumerate(grams)})
         self._table = LazyNgramTable(lambda: self.grams)
 
     def _ids(self, text: str) -> set[int]:
-        return set(map(_second, self._auto.iter(BOS + text + EOS)))
+        index = self._words.values
+        return {index[k] for k, _, _ in self._words.find(BOS + text + EOS)}
 
     def scores(self, text: str) -> list[float]:
         """Decision values per kind (log-odds) for normalised reply ``text``.
@@ -91,7 +86,10 @@ class MinefieldModel:
         function of the length alone, so only the n-grams the model kept are looked up.
         """
         text = model_text(text)
-        ids = self._ids(text)
+        return self._scores_of(text, self._ids(text))
+
+    def _scores_of(self, text: str, ids: set[int]) -> list[float]:
+        """:meth:`scores` of ``text`` (as the model reads it) holding the n-grams ``ids``."""
         z = list(self._intercept)
         if ids:
             sums = (
@@ -130,7 +128,7 @@ class MinefieldModel:
     def locate(self, text: str, kind: int) -> Located | None:
         """The sentence of ``text`` the model reads most as ``kind``, trimmed of punctuation,
         with its n-gram of largest weight for the kind; ``None`` for a text of no sentence."""
-        best: tuple[float, int, int] | None = None
+        best: tuple[float, int, int, set[int] | None] | None = None
         for m in _SENTENCE.finditer(text):
             s, e = m.span()
             while s < e and text[s] in _STRIP:
@@ -138,15 +136,21 @@ class MinefieldModel:
             while e > s and text[e - 1] in _STRIP:
                 e -= 1
             if s < e:
-                z = self.scores(text[s:e])[kind]
+                sentence = text[s:e]
+                read = model_text(sentence)
+                grams = self._ids(read)
+                z = self._scores_of(read, grams)[kind]
                 if best is None or z > best[0]:
-                    best = (z, s, e)
+                    best = (z, s, e, grams if read == sentence else None)  # its n-grams, if the same
         if best is None:
             return None
-        _, s, e = best
-        ids = self._ids(text[s:e])
-        top = max(ids, key=lambda i: self.coef[i, kind]) if ids else None
-        return Located(s, e, "" if top is None else self.grams[top].strip(BOS + EOS))
+        _, s, e, kept = best
+        ids = self._ids(text[s:e]) if kept is None else kept
+        if not ids:
+            return Located(s, e, "")
+        idx = np.fromiter(ids, dtype=np.intp, count=len(ids))
+        top = int(idx[self.coef[idx, kind].argmax()])  # the first of equal weights, as max() gave
+        return Located(s, e, self.grams[top].strip(BOS + EOS))
 
 
 _cache: dict[Path, MinefieldModel] = {}

@@ -2,9 +2,10 @@
 
 Both models read binary character n-gram features. For one message an Aho-Corasick walk
 is the cheapest way to find them, but its cost is per match in Python, and a conversation
-of twenty turns pays it twenty times. Here every window of every text becomes one integer
-key (21 bits per character), looked up in a hash table held in numpy arrays: numpy's
-fixed cost per call is paid once per batch instead of once per message.
+of twenty turns pays it twenty times. Here every character of every text is looked up in an
+array indexed by code point, and every longer window becomes one integer key (21 bits per
+character), looked up in a hash table held in numpy arrays: numpy's fixed cost per call is
+paid once per batch instead of once per message.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class NgramTable:
     [(0, 0), (0, 1), (1, 2)]
     """
 
-    __slots__ = ("_slot_keys", "_slot_ids", "_mask", "_shift", "_size", "_max_n")
+    __slots__ = ("_slot_keys", "_slot_ids", "_mask", "_shift", "_size", "_max_n", "_chars", "_id_bits")
 
     def __init__(self, grams: Sequence[str]) -> None:
         # An open-addressing hash table in numpy arrays: one multiply, shift and gather
@@ -41,11 +42,22 @@ class NgramTable:
         for g in grams:
             if not 1 <= len(g) <= _MAX_N or "\x00" in g or _SEP in g:
                 raise ValueError(f"n-gram {g!r}: 1 to {_MAX_N} characters, no \\x00 or \\x01")
-        bits = max(4, (_LOAD * max(len(grams), 1) - 1).bit_length())
+        # Single characters are read from an array indexed by code point (a third to a half
+        # of all windows, at no hashing or probing); the last entry, -1, stands for every
+        # code point above the highest.
+        chars: dict[int, int] = {}
+        for i, g in enumerate(grams):
+            if len(g) == 1:
+                chars.setdefault(ord(g), i)  # a repeated n-gram keeps its first index
+        self._chars = np.full(max(chars, default=0) + 2, -1, dtype=np.int32)
+        self._chars[list(chars)] = list(chars.values())
+        longer = [(i, g) for i, g in enumerate(grams) if len(g) > 1]
+        bits = max(4, (_LOAD * max(len(longer), 1) - 1).bit_length())
         mask = (1 << bits) - 1
         # A repeated n-gram keeps its first index.
-        all_keys = np.fromiter(map(_key, grams), dtype=np.uint64, count=len(grams))
-        key, first = np.unique(all_keys, return_index=True)
+        all_keys = np.fromiter((_key(g) for _, g in longer), dtype=np.uint64, count=len(longer))
+        key, first_at = np.unique(all_keys, return_index=True)
+        first = np.fromiter((i for i, _ in longer), dtype=np.int32, count=len(longer))[first_at]
         keys = np.zeros(mask + 1, dtype=np.uint64)  # 0: empty (every key has a non-zero first character)
         ids = np.full(mask + 1, -1, dtype=np.int32)
         # Linear probing, built in rounds: each unplaced key tries the slot after the one it
@@ -64,6 +76,7 @@ class NgramTable:
         self._mask = np.intp(mask)
         self._shift = np.uint64(64 - bits)
         self._size = len(grams)
+        self._id_bits = np.intp(max(1, len(grams)).bit_length())
         self._max_n = max(map(len, grams), default=1)
 
     @classmethod
@@ -86,39 +99,49 @@ class NgramTable:
         joined = _SEP.join(texts).replace("\x00", _SEP)
         cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
         total = len(cps)
-        windows = [cps]
-        k = cps
-        for n in range(2, min(self._max_n, total) + 1):
-            k = (k[:-1] << _BITS_U64) | cps[n - 1 :]
-            windows.append(k)
-        q = np.concatenate(windows) if len(windows) > 1 else cps
-        at = ((q * _MULT) >> self._shift).astype(np.intp)
-        found = self._slot_keys[at]
-        # Linear probing: a window whose slot holds another key looks one slot further on.
-        pending = np.flatnonzero((found != q) & (found != 0))
-        while len(pending):
-            at[pending] = (at[pending] + 1) & self._mask
-            seen = self._slot_keys[at[pending]]
-            found[pending] = seen
-            pending = pending[(seen != q[pending]) & (seen != 0)]
-        hit = np.flatnonzero(found == q)
-        if not len(hit):
-            return empty, empty
-        # Where in ``joined`` each hit window starts: its index less the windows before its block.
-        start = hit.copy()
-        offset = 0
-        for w in windows[:-1]:
-            offset += len(w)
-            start -= (hit >= offset) * len(w)
+        # Which text each character of ``joined`` belongs to (a separator: the one after it).
         lengths = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts)) + 1
         text_of = np.repeat(np.arange(len(texts), dtype=np.intp), lengths)
-        pairs = text_of[start] * self._size + self._slot_ids[at[hit]]
+        # (text, n-gram) packed in one integer, text in the high bits: sorting orders by
+        # text, then by n-gram, and unpacking is a shift and a mask.
+        shift = self._id_bits
+        single = self._chars[np.minimum(cps, len(self._chars) - 1).astype(np.intp)]
+        at_char = np.flatnonzero(single >= 0)
+        found_pairs = [(text_of[at_char] << shift) | single[at_char]]
+        if self._max_n > 1 and total > 1:
+            windows = []
+            k = cps
+            for n in range(2, min(self._max_n, total) + 1):
+                k = (k[:-1] << _BITS_U64) | cps[n - 1 :]
+                windows.append(k)
+            q = np.concatenate(windows) if len(windows) > 1 else windows[0]
+            at = ((q * _MULT) >> self._shift).astype(np.intp)
+            found = self._slot_keys[at]
+            # Linear probing: a window whose slot holds another key looks one slot further on.
+            pending = np.flatnonzero((found != q) & (found != 0))
+            while len(pending):
+                at[pending] = (at[pending] + 1) & self._mask
+                seen = self._slot_keys[at[pending]]
+                found[pending] = seen
+                pending = pending[(seen != q[pending]) & (seen != 0)]
+            hit = np.flatnonzero(found == q)
+            if len(hit):
+                # Where in ``joined`` each hit window starts: its index less the windows before its block.
+                start = hit.copy()
+                offset = 0
+                for w in windows[:-1]:
+                    offset += len(w)
+                    start -= (hit >= offset) * len(w)
+                found_pairs.append((text_of[start] << shift) | self._slot_ids[at[hit]])
+        pairs = np.concatenate(found_pairs) if len(found_pairs) > 1 else found_pairs[0]
+        if not len(pairs):
+            return empty, empty
         pairs.sort()
         keep = np.empty(len(pairs), dtype=bool)
         keep[0] = True
         np.not_equal(pairs[1:], pairs[:-1], out=keep[1:])
         pairs = pairs[keep]
-        return pairs // self._size, pairs % self._size
+        return pairs >> shift, pairs & ((1 << shift) - 1)
 
 
 def _key(gram: str) -> int:
