@@ -20,7 +20,7 @@ from .errors import PhrasebookError
 from .minefields import AskedSoFar
 from .patterns import RunSafeRegex
 from .phrasebook import Phrasebook, StrictModel, Tier, check_linear_regex, unique_ids
-from .results import ResultModel, build
+from .results import ResultModel, build, build_all
 from .text import Normalized
 from .transcript import Record, Transcript, TranscriptError, _no_surrogates, parse_transcript
 from .triage import Triage
@@ -348,8 +348,9 @@ class QAScorer:
             score = 0.0
         grade = next(g.grade for g in self.book.grades if score >= g.min)
         trajectory = [
-            build(TierPoint, turn=i, tier=conv.emotions[i].tier, intensity=conv.emotions[i].intensity)
+            build_all(TierPoint, {"turn": i, "tier": e.tier, "intensity": e.intensity})
             for i in conv.customer
+            for e in (conv.emotions[i],)
         ]
         return build(
             QAResult,
@@ -534,21 +535,24 @@ _Check = tuple[bool | None, float, list[QAEvidence]]
 def _verdict(
     item: RubricItem, passed: bool | None, evidence: list[QAEvidence], earned: float = 0.0
 ) -> QAItem:
-    return build(
+    return build_all(
         QAItem,
-        id=item.id,
-        name=item.name,
-        points=item.points,
-        earned=earned if passed is not None else 0.0,
-        passed=passed,
-        fatal=item.fatal,
-        evidence=evidence,
+        {
+            "id": item.id,
+            "name": item.name,
+            "points": item.points,
+            "earned": earned if passed is not None else 0.0,
+            "passed": passed,
+            "fatal": item.fatal,
+            "evidence": evidence,
+        },
     )
 
 
 def _ev(conv: _Conversation, turn: int, start: int, end: int, note: str) -> QAEvidence:
-    return build(
-        QAEvidence, turn=turn, start=start, end=end, text=conv.t.turns[turn].text[start:end], note=note
+    return build_all(
+        QAEvidence,
+        {"turn": turn, "start": start, "end": end, "text": conv.t.turns[turn].text[start:end], "note": note},
     )
 
 
