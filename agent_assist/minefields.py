@@ -36,7 +36,7 @@ import itertools
 import re
 import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -1403,7 +1403,7 @@ class _Call:
         if key not in self._memo:
             rules = self.c._rules
             mine = _Spans([(cs, ce) for cs, ce, r in self.cands if rules[r].kind_index == kind])
-            self._memo[key] = any(not mine.overlaps(a, b) for a, b in self._bodies())
+            self._memo[key] = any(not mine.overlaps(a, b) for a, b in self._clause_bodies())
         return self._memo[key]  # type: ignore[no-any-return]
 
     def customer_closing(self, s: int, e: int, ri: int) -> bool:
@@ -1416,25 +1416,21 @@ class _Call:
         key = ("whole", ri)  # the answer depends on the rule only: computed once per call
         if key not in self._memo:
             own = {(cs, ce) for cs, ce, r in self.cands if r == ri}
-            bodies = self._bodies()
-            self._memo[key] = len(bodies) > len(own) or any(span not in own for span in bodies)
+            self._memo[key] = any(span not in own for span in self._clause_bodies())
         return self._memo[key]  # type: ignore[no-any-return]
 
-    def _bodies(self) -> list[tuple[int, int]]:
-        """(start, end) of every clause's text without its surrounding space, in order."""
-        if "bodies" not in self._memo:
-            t = self.text
-            out = []
-            start = 0
-            for b in self._clause_breaks() + [len(t)]:
-                seg = t[start:b]
-                body = seg.strip()
-                if body:
-                    lead = start + len(seg) - len(seg.lstrip())
-                    out.append((lead, lead + len(body)))
-                start = b + 1
-            self._memo["bodies"] = out
-        return self._memo["bodies"]  # type: ignore[no-any-return]
+    def _clause_bodies(self) -> Iterator[tuple[int, int]]:
+        """(start, end) of every clause's text without its surrounding space, in order (a
+        generator: the conditions asking stop at the first clause that answers them)."""
+        t = self.text
+        start = 0
+        for b in self._clause_breaks() + [len(t)]:
+            seg = t[start:b]
+            body = seg.strip()
+            if body:
+                lead = start + len(seg) - len(seg.lstrip())
+                yield lead, lead + len(body)
+            start = b + 1
 
 
 #: Condition name (as in the YAML) -> the function above.

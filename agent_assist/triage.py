@@ -35,6 +35,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from .automaton import WordFinder
 from .errors import PhrasebookError
+from .patterns import start_class
 from .phrasebook import Phrasebook, StrictModel, Tier, check_linear_regex, unique_ids
 from .results import EmotionResult, ResultModel, Turn, build
 from .text import Normalized, Normalizer, check_text
@@ -626,7 +627,11 @@ def _compile_pattern(pattern: str) -> re.Pattern[str]:
     m = _GLOBAL_FLAGS.match(pattern)
     flags = m.group() if m else ""
     body = pattern[len(flags) :] + ("\n" if "x" in flags else "")  # a trailing '# comment'
-    return re.compile(f"{flags}{_WORD_START}(?:{body})")
+    # The word-start test hides the pattern's first characters from the engine's prefilter;
+    # a lookahead on them skips the other positions at once (half the cost of a search).
+    starts = None if flags else start_class([body])
+    gate = f"(?={starts})" if starts else ""
+    return re.compile(f"{flags}{gate}{_WORD_START}(?:{body})")
 
 
 def _by_dimension(hits: list[_Hit], into: list[list[_Hit]] | None = None) -> list[list[_Hit]]:
