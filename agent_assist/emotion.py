@@ -135,7 +135,7 @@ class EmotionDetector:
             evidence.extend(self._model_evidence(norm, best, hits))
         if len(evidence) > 1:
             evidence.sort(key=_position)
-        strength = sum(h.weight for h in hits if h.tier != "calm")
+        strength = sum([h.weight for h in hits if h.tier != "calm"]) if hits else 0
         shape = _INTENSITY_FLOOR + (1 - _INTENSITY_FLOOR) * (1 - math.exp(-strength / _INTENSITY_SCALE))
         intensity = (1.0 - p[_CALM]) * shape
         scores = dict(zip(TIERS, p))

@@ -315,6 +315,16 @@ class QAScorer:
                     out[j] = e.model_copy(update={"text": m[e.start : e.end]})
             return out
 
+        customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
+
+        def triage_turn(e: Any) -> int:
+            return customer[0] if e.turn is None else customer[1 + e.turn]
+
+        # Most transcripts quote no personal data at all: then nothing is rebuilt.
+        quoted = {e.turn for it in r.items for e in it.evidence}
+        quoted.update(triage_turn(e) for e in (r.triage.evidence if r.triage is not None else ()))
+        if all(masked(i) is None for i in quoted):
+            return r
         update: dict[str, Any] = {}
         items = []
         for it in r.items:
@@ -323,8 +333,7 @@ class QAScorer:
         if any(a is not b for a, b in zip(items, r.items)):
             update["items"] = items
         if r.triage is not None:
-            customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
-            ev = fix(r.triage.evidence, lambda e: customer[0] if e.turn is None else customer[1 + e.turn])
+            ev = fix(r.triage.evidence, triage_turn)
             if ev is not None:
                 update["triage"] = r.triage.model_copy(update={"evidence": ev})
         return r.model_copy(update=update) if update else r
