@@ -149,9 +149,10 @@ class EmotionDetector:
         Needed only when no cue speaks for the winner, so the n-grams' positions are found
         again here rather than kept for every message.
         """
-        first: dict[int, int] = {}
+        first: dict[int, int] = {}  # n-gram -> last index of its first occurrence
         for last, idx in self._model.ngrams(norm.text):
-            first.setdefault(idx, last)
+            if idx not in first:
+                first[idx] = last
         if not first:
             return []
         idx = np.fromiter(first, dtype=np.intp, count=len(first))

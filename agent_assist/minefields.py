@@ -790,6 +790,8 @@ class MinefieldChecker:
         assert model is not None
         if z is None:
             z = model.scores(text)
+        if not found and (max(z) < model.fire or not model.may_raise(text)):
+            return found  # most replies: no rule hit to judge, no kind to raise
         kept = []
         by_span: dict[tuple[int, int], list[float]] = {}
         for f in found:
@@ -1211,7 +1213,7 @@ class _Call:
         spans: list[list[int]] = []
         # dict, not set: deduplicated in text order, which the sort is fast on (a set's hash
         # order made it 3x slower per doubling of the text).
-        for ri, s, e in sorted(dict.fromkeys((ri, s, e) for s, e, ri in cands)):
+        for ri, s, e in sorted(dict.fromkeys([(ri, s, e) for s, e, ri in cands])):
             if spans and spans[-1][0] == ri and s < spans[-1][2]:
                 spans[-1][2] = max(spans[-1][2], e)
             else:
