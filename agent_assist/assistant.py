@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from .emotion import EmotionDetector
+from .emotion import EmotionDetector, Mood
 from .emotion_model import EmotionModel
 from .minefields import MinefieldChecker, MinefieldHit, ReplyCheck, minefield_checker
 from .phrasebook import Phrasebook, _Lazy, bundled_models
@@ -120,15 +120,16 @@ class Assistant:
             return norm
         return self.phrasebook.normalizer.normalize(norm.original[: self.max_chars])
 
-    def _turn_emotions(self, groups: list[list[Normalized]]) -> list[list[EmotionResult]]:
+    def _turn_emotions(self, groups: list[list[Normalized]]) -> list[list[EmotionResult | Mood]]:
         """Emotions of the customer turns (normalised once by QA) of each of several
-        conversations, with one model pass for all: evidence only for each conversation's
-        first turn (triage reads it) and last (de-escalation quotes it)."""
+        conversations, with one model pass for all: full results for each conversation's
+        first turn (triage reads it) and last (de-escalation quotes its evidence), the tier
+        and intensity alone (:class:`Mood`) for the turns between."""
         jobs = []
         for norms in groups:
             cut = [self._cut(n) for n in norms]
             jobs.append((cut, [n.original for n in cut], {0, len(cut) - 1} if cut else ()))
-        return self.emotion.detect_groups(jobs)
+        return self.emotion.detect_moods(jobs)
 
     def _reply_hits(
         self,

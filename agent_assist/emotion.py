@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,6 +33,15 @@ _CALM = TIERS.index("calm")
 # enough that the intermediate n-gram lists stay young (a whole-batch pass kept ~10^5 tuples
 # alive and let the garbage collector's full scans dominate).
 _CHUNK = 128
+#: (messages normalised, the messages, positions whose evidence is read or None for all)
+_Group = tuple[Sequence[Normalized], Sequence[str], Collection[int] | None]
+
+
+class Mood(NamedTuple):
+    """A message's tier and intensity alone (see :meth:`EmotionDetector.detect_moods`)."""
+
+    tier: str
+    intensity: float
 
 
 class EmotionDetector:
@@ -80,12 +90,19 @@ class EmotionDetector:
         :class:`Normalized` per distinct string of ``texts``, by this detector's normaliser."""
         return self.detect_groups([(norms, texts, evidence_for)])[0]
 
-    def detect_groups(
-        self, groups: Sequence[tuple[Sequence[Normalized], Sequence[str], Collection[int] | None]]
-    ) -> list[list[EmotionResult]]:
+    def detect_groups(self, groups: Sequence[_Group]) -> list[list[EmotionResult]]:
         """:meth:`detect_normalized` of several groups of messages (QA: the customer turns of
         each transcript in a block) with the model run over all of them at once; each group
         comes out as if detected alone (its duplicates analysed once, its evidence_for kept)."""
+        return self._groups(groups, False)  # type: ignore[return-value]
+
+    def detect_moods(self, groups: Sequence[_Group]) -> list[list[EmotionResult | Mood]]:
+        """:meth:`detect_groups`, but a message outside its group's ``evidence_for`` comes back
+        as a :class:`Mood` (tier and intensity, equal to its result's): QA reads no more of
+        the middle turns of a conversation, and builds no result for them."""
+        return self._groups(groups, True)
+
+    def _groups(self, groups: Sequence[_Group], moods: bool) -> list[list[EmotionResult | Mood]]:
         jobs: list[tuple[Normalized, bool]] = []
         layout: list[tuple[Sequence[str], int, list[str]]] = []
         for norms, texts, evidence_for in groups:
@@ -94,27 +111,31 @@ class EmotionDetector:
             wanted = None if evidence_for is None else {texts[i] for i in evidence_for}
             layout.append((texts, len(jobs), unique))
             jobs.extend((by_text[t], wanted is None or t in wanted) for t in unique)
-        results: list[EmotionResult] = []
+        results: list[EmotionResult | Mood] = []
         for at in range(0, len(jobs), _CHUNK):
-            results.extend(self._chunk(jobs[at : at + _CHUNK]))
-        out = []
+            results.extend(self._chunk(jobs[at : at + _CHUNK], moods))
+        out: list[list[EmotionResult | Mood]] = []
         for texts, first, unique in layout:
             done = dict(zip(unique, results[first : first + len(unique)], strict=True))
             out.append([done[t] if t in done else _empty() for t in texts])
         return out
 
-    def _chunk(self, jobs: list[tuple[Normalized, bool]]) -> list[EmotionResult]:
-        """Results of (message, with evidence?) pairs, with one model pass for all of them."""
+    def _chunk(self, jobs: list[tuple[Normalized, bool]], moods: bool = False) -> list[EmotionResult | Mood]:
+        """Results of (message, with evidence?) pairs, with one model pass for all of them;
+        ``moods``: a :class:`Mood` for each message without evidence."""
         scans = [self._matcher.scan(n.text) for n, _ in jobs]
         feats = np.log1p(np.array([s for s, _ in scans], dtype=np.float64))
         probs = softmax(self._model.logits_many([n.text for n, _ in jobs], feats)).tolist()
-        return [self._result(n, sc[1], p, ev) for (n, ev), sc, p in zip(jobs, scans, probs, strict=True)]
+        return [
+            Mood(*_tier_and_intensity(sc[1], p)) if moods and not ev else self._result(n, sc[1], p, ev)
+            for (n, ev), sc, p in zip(jobs, scans, probs, strict=True)
+        ]
 
     def _result(
         self, norm: Normalized, hits: list[CueHit], p: list[float], with_evidence: bool = True
     ) -> EmotionResult:
-        best = p.index(max(p))  # the first of equal highest, as max(range, key=...) gives
-        tier = TIERS[best]
+        tier, intensity = _tier_and_intensity(hits, p)
+        best = TIERS.index(tier)
         original, offsets = norm.original, norm.offsets
         evidence = []
         for h in hits if with_evidence else ():
@@ -135,13 +156,8 @@ class EmotionDetector:
             evidence.extend(self._model_evidence(norm, best, hits))
         if len(evidence) > 1:
             evidence.sort(key=_position)
-        strength = sum([h.weight for h in hits if h.tier != "calm"]) if hits else 0
-        shape = _INTENSITY_FLOOR + (1 - _INTENSITY_FLOOR) * (1 - math.exp(-strength / _INTENSITY_SCALE))
-        intensity = (1.0 - p[_CALM]) * shape
         scores = dict(zip(TIERS, p))
-        return build(
-            EmotionResult, tier=tier, scores=scores, intensity=round(intensity, 4), evidence=evidence
-        )
+        return build(EmotionResult, tier=tier, scores=scores, intensity=intensity, evidence=evidence)
 
     def _model_evidence(self, norm: Normalized, best: int, hits: list[CueHit]) -> list[Evidence]:
         """The n-grams that pushed hardest toward the winning tier, as evidence spans.
@@ -150,9 +166,9 @@ class EmotionDetector:
         again here rather than kept for every message.
         """
         first: dict[int, int] = {}  # n-gram -> last index of its first occurrence
-        for last, idx in self._model.ngrams(norm.text):
-            if idx not in first:
-                first[idx] = last
+        for last, gram in self._model.ngrams(norm.text):
+            if gram not in first:
+                first[gram] = last
         if not first:
             return []
         idx = np.fromiter(first, dtype=np.intp, count=len(first))
@@ -185,6 +201,14 @@ class EmotionDetector:
             if len(out) == _MODEL_EVIDENCE:
                 break
         return out
+
+
+def _tier_and_intensity(hits: list[CueHit], p: list[float]) -> tuple[str, float]:
+    """The tier (the first of equal highest probabilities) and the intensity, rounded."""
+    tier = TIERS[p.index(max(p))]
+    strength = sum([h.weight for h in hits if h.tier != "calm"]) if hits else 0
+    shape = _INTENSITY_FLOOR + (1 - _INTENSITY_FLOOR) * (1 - math.exp(-strength / _INTENSITY_SCALE))
+    return tier, round((1.0 - p[_CALM]) * shape, 4)
 
 
 def _position(e: Evidence) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .automaton import WordFinder
+from .emotion import Mood
 from .errors import PhrasebookError
 from .minefields import AskedSoFar
 from .patterns import RunSafeRegex
@@ -198,7 +199,8 @@ class _Conversation:
         self.t = t
         self.customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
         self.agent = [i for i, turn in enumerate(t.turns) if turn.speaker == "agent"]
-        self.emotions: dict[int, EmotionResult] = {}
+        #: per customer turn: a full result for the first and the last, a Mood between
+        self.emotions: dict[int, EmotionResult | Mood] = {}
         self.checks: dict[int, list[MinefieldHit]] = {}  # agent turn -> its minefield hits
         self.mines: dict[str, list[tuple[int, MinefieldHit]]] = {}  # kind -> (turn, hit), in order
         self.all_calm = True  # every customer turn reads calm
@@ -420,7 +422,9 @@ class QAScorer:
                     conv.phrase_hits.setdefault(idx, []).append((i, start, end))
         conv.all_calm = all(conv.emotions[i].tier == "calm" for i in conv.customer)
         if customer:
-            conv.triage = self._a._triage_turns(customer[0], customer[1:], conv.emotions[conv.customer[0]])
+            opening = conv.emotions[conv.customer[0]]
+            assert not isinstance(opening, Mood)  # the first turn's result is a full one
+            conv.triage = self._a._triage_turns(customer[0], customer[1:], opening)
 
     def _conversation_flags(self, conv: _Conversation, trajectory: list[TierPoint]) -> list[str]:
         found: set[str] = set()
@@ -524,6 +528,7 @@ class QAScorer:
         if conv.all_calm:
             return None, 0.0, []
         first, last = conv.emotions[conv.customer[0]], conv.emotions[conv.customer[-1]]
+        assert not isinstance(last, Mood)  # the last turn's result is a full one
         better = last.tier == "calm" or (
             last.tier != "indifference"
             and _DECAY[last.tier] <= _DECAY[first.tier]
