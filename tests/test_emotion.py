@@ -181,6 +181,28 @@ def test_batch_equals_single_calls():
             assert math.isclose(b.scores[k], s.scores[k], rel_tol=1e-9, abs_tol=1e-12)
 
 
+def test_moods_are_the_results_tier_and_intensity():
+    """QA's middle turns come back as moods: the same tier and intensity as the full result,
+    and the positions whose evidence is read as full results."""
+    from agent_assist.emotion import Mood
+
+    a = Assistant()
+    texts = [row["text"] for row in read_jsonl("emotion_domain.jsonl")[:40]] + ["", "算了", "算了"]
+    groups = []
+    for at in range(0, len(texts), 9):
+        chunk = texts[at : at + 9]
+        norms = [a.phrasebook.normalizer.normalize(t) for t in chunk]
+        groups.append((norms, chunk, {0, len(chunk) - 1}))
+    full = a.emotion.detect_groups(groups)
+    moods = a.emotion.detect_moods(groups)
+    for (_, _, wanted), f, m in zip(groups, full, moods, strict=True):
+        for i, (fr, mr) in enumerate(zip(f, m, strict=True)):
+            assert (mr.tier, mr.intensity) == (fr.tier, fr.intensity)
+            if i in wanted:
+                assert mr == fr and not isinstance(mr, Mood)
+    assert any(isinstance(mr, Mood) for m in moods for mr in m)
+
+
 def test_traditional_classifies_as_its_simplified_twin():
     nz = default_normalizer()
     simplified = [r["text"] for r in read_jsonl("emotion_domain.jsonl") if r["script"] == "simplified"]
