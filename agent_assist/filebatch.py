@@ -110,7 +110,8 @@ def score_file(
         with batch_gc():  # a whole job: tune the collector for it (see batch._batch_gc)
             if source.suffix.lower() in (".jsonl", ".ndjson"):
                 n = max(1, workers or 1)
-                _blocks_in_parallel(source, out, n, redact, pages, tally, bar, phrasebooks, assistant)
+                here = assistant if n == 1 else None  # one worker: this process, no pool
+                _blocks_in_parallel(source, out, n, redact, pages, tally, bar, phrasebooks, here)
             else:
                 mine, theirs = itertools.tee(records)
                 results = score_transcripts(theirs, workers=workers, phrasebooks=phrasebooks, redact=redact)
@@ -232,8 +233,8 @@ def _blocks_in_parallel(
     phrasebooks: str | Path | None,
     assistant: Assistant | None = None,
 ) -> None:
-    """Score ``path`` block by block into ``out``: in ``workers`` processes, or in this one
-    with ``assistant`` when ``workers`` is 1."""
+    """Score ``path`` block by block into ``out``: in this process with ``assistant`` if
+    given, else in ``workers`` processes (one included)."""
 
     def take(done: _BlockOut) -> None:
         if isinstance(done.data, str):
@@ -245,7 +246,7 @@ def _blocks_in_parallel(
             pages.merge(done.report)
         bar.tick(done.tally.count)
 
-    if workers <= 1:  # the same blocks in this process: one code path, and no per-record writes
+    if assistant is not None:  # the same blocks in this process: one code path, no per-record writes
         for block in _blocks(path):
             take(_score_block(path, block, out.suffix, redact, pages is not None, assistant))
         return

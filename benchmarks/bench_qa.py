@@ -5,7 +5,8 @@
 1. Transcripts of exactly 20 turns, stitched from examples/transcripts.jsonl (consecutive
    transcripts' turns, none repeated within one), scored file to
    file as ``agent-assist qa`` does (read, score, redact, write): transcripts per second in
-   one process, with 1 and with 2 worker processes (speed-up ratio); then score_transcripts
+   this process (``--workers 1``), and in a pool of 1 and of 2 worker processes (speed-up
+   ratio); then score_transcripts
    over in-memory dicts, for the scoring cost alone.
 2. Memory while streaming: a JSONL file of --stream-lines 4-turn transcripts is read end to end
    (reader only), and --score-lines of them are scored into a file by score_file with 2
@@ -100,15 +101,17 @@ def throughput(items: list[dict], workers: int | None) -> tuple[float, float]:
 
 def file_throughput(source: Path, n: int, workers: int, *, pool: bool = True) -> float:
     """Transcripts/s of the CLI's whole job (read, score, redact, serialise, write), wall clock
-    including worker start-up. ``pool=False``: in this process (what ``--workers 1`` does)."""
-    from agent_assist.batch import _Progress
+    including worker start-up: in ``workers`` worker processes (one included), or with
+    ``pool=False`` in this process (what ``--workers 1`` does)."""
+    from agent_assist.batch import _Progress, batch_gc
     from agent_assist.filebatch import _blocks_in_parallel, _Tally, score_file
 
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        if pool:
+        if pool:  # score_file's parallel path, which it takes for two workers or more
             out = AtomicOutput(Path(d) / "out.jsonl")
-            _blocks_in_parallel(source, out, workers, True, None, _Tally(), _Progress(False), None)
+            with batch_gc():
+                _blocks_in_parallel(source, out, workers, True, None, _Tally(), _Progress(False), None)
             out.commit()
         else:
             score_file(source, Path(d) / "out.jsonl", workers=1)

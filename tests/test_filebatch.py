@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,42 @@ def test_two_workers_write_the_same_file_as_one(
     assert (one.count, one.errors, one.lowest) == (two.count, two.errors, two.lowest)
     assert one.mean_score == pytest.approx(two.mean_score)  # summed in another order
     assert one.count == _records_in(awkward)
+
+
+_PIDS: Path | None = None
+_SCORE_BLOCK = filebatch._score_block
+
+
+def _score_block_noting_pid(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """_score_block, writing down which process ran it (module level: workers unpickle it)."""
+    assert _PIDS is not None
+    with _PIDS.open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    return _SCORE_BLOCK(*args, **kwargs)
+
+
+def test_the_pool_with_one_worker_process_writes_what_this_process_writes(
+    tmp_path: Path, awkward: Path, monkeypatch
+) -> None:
+    # score_file keeps one worker in-process; the pool path must still hold for one (the
+    # benchmark measures a single worker process through it).
+    from agent_assist.batch import _Progress
+    from agent_assist.output import AtomicOutput
+
+    monkeypatch.setattr(filebatch, "_BLOCK_BYTES", 4096)
+    pids = tmp_path / "pids"
+    monkeypatch.setattr(sys.modules[__name__], "_PIDS", pids)  # forked workers see it too
+    monkeypatch.setattr(filebatch, "_score_block", _score_block_noting_pid)
+    score_file(awkward, tmp_path / "here.jsonl", workers=1)
+    assert set(pids.read_text().split()) == {str(os.getpid())}
+    pids.unlink()
+    out = AtomicOutput(tmp_path / "pool.jsonl")
+    tally = filebatch._Tally()
+    filebatch._blocks_in_parallel(awkward, out, 1, True, None, tally, _Progress(False), None)
+    out.commit()
+    assert str(os.getpid()) not in pids.read_text().split()
+    assert (tmp_path / "pool.jsonl").read_bytes() == (tmp_path / "here.jsonl").read_bytes()
+    assert tally.count == _records_in(awkward)
 
 
 def test_every_line_gets_its_result_with_its_line_number(tmp_path: Path, awkward: Path, monkeypatch) -> None:
