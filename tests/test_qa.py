@@ -83,6 +83,23 @@ def test_better_handling_scores_higher_in_every_pair():
         assert better.score > worse.score, (p["pair"], better.score, worse.score, p["why"])
 
 
+def test_results_share_one_fields_set_per_class_without_leaking_changes():
+    # Results are built without validation and share a class's model_fields_set: copying
+    # with an update must leave the other results' set alone, and results stay frozen.
+    from pydantic import ValidationError
+
+    from agent_assist.qa import QAItem
+
+    r = score_transcript(BAD)
+    a, b = r.items[0], r.items[1]
+    assert a.model_fields_set == set(QAItem.model_fields) and a.model_fields_set is b.model_fields_set
+    c = a.model_copy(update={"earned": 0.0, "note": "not a field"})
+    assert "note" in c.model_fields_set and "note" not in b.model_fields_set
+    with pytest.raises(ValidationError):
+        b.earned = 1.0
+    assert QAResult.model_validate_json(r.model_dump_json()) == r
+
+
 def test_malformed_transcript_is_an_error_result_not_an_exception():
     r = score_transcript({"id": "b", "turns": [{"speaker": "客户", "text": None}]})
     assert r.error is not None and "turns[0].text" in r.error and r.score is None and r.id == "b"
