@@ -131,27 +131,32 @@ class Assistant:
             jobs.append((cut, [n.original for n in cut], {0, len(cut) - 1} if cut else ()))
         return self.emotion.detect_moods(jobs)
 
+    def _replies(self, norms: list[Normalized]) -> list[Normalized]:
+        """Agent turns QA has normalised, as the minefield checker reads them (cut to
+        ``max_chars``, folded), for :meth:`_reply_scores` and :meth:`_reply_hits`."""
+        folded = self.minefields.folded
+        return [folded(self._cut(n)) for n in norms]
+
     def _reply_hits(
         self,
-        norm: Normalized,
+        reply: Normalized,
         customer_text: str | None,
         asked: Callable[[], bool],
         scores: list[float] | None = None,
     ) -> list[MinefieldHit]:
         """:meth:`check_reply`'s hits alone for QA scoring (which has no use for the rewrite),
-        of a reply QA has normalised; ``asked``: has the customer asked for compensation
+        of a reply from :meth:`_replies`; ``asked``: has the customer asked for compensation
         before this reply? ``scores``: the model's, from :meth:`_reply_scores`."""
         if customer_text is not None:
             customer_text = customer_text[: self.max_chars]
-        cut = self._cut(norm)
         return self.minefields.hits(
-            cut.original, customer_text=customer_text, asked=asked, norm=cut, scores=scores
+            reply.original, customer_text=customer_text, asked=asked, norm=reply, scores=scores
         )
 
-    def _reply_scores(self, norms: list[Normalized]) -> list[list[float] | None]:
-        """The minefield model's scores of many agent turns (a block of conversations'), in
-        one pass."""
-        return self.minefields.model_scores([self._cut(n) for n in norms])
+    def _reply_scores(self, replies: list[Normalized]) -> list[list[float] | None]:
+        """The minefield model's scores of many agent turns from :meth:`_replies` (a block of
+        conversations'), in one pass."""
+        return self.minefields.model_scores(replies)
 
     def _triage_turns(self, first: Normalized, later: list[Normalized], emotion: EmotionResult) -> Triage:
         """:meth:`triage` of a conversation's first customer turn, the later ones as history,

@@ -428,8 +428,8 @@ _ASK, _REFUSE, _ASK_BLOCK = range(3)
 # Clause and sentence ends in normalised text (full-width punctuation is already half-width).
 _CLAUSE_RX = re.compile(r"[,.!?;:~…\n]")
 _CLAUSE_SPLIT_RX = re.compile(r"[\s,.!?;:~…]+")
-# The same, except a full stop between digits (1.5小时) is a decimal point.
-_BREAK_RX = re.compile(r"[,!?;:~…\n]|(?<![0-9])\.|\.(?![0-9])")
+# The same, except a full stop between digits (1.5小时) is a decimal point (see _Call._clause_breaks).
+_DIGITS = frozenset("0123456789")
 _SENTENCE_ENDS = frozenset(".!?;…\n")
 _PUNCT_AND_SPACE = " ,.!?;:~…，。！？；：～、\n\t"
 
@@ -653,10 +653,11 @@ class MinefieldChecker:
     # -- checking
 
     def _normalize(self, text: str) -> Normalized:
-        return self._folded(self._normalizer.normalize(text))
+        return self.folded(self._normalizer.normalize(text))
 
-    def _folded(self, norm: Normalized) -> Normalized:
-        """``norm`` (by the phrasebook's normaliser) with this checker's fold table applied."""
+    def folded(self, norm: Normalized) -> Normalized:
+        """``norm`` (by the phrasebook's normaliser) with this checker's fold table applied:
+        what :meth:`hits` and :meth:`model_scores` read."""
         if self._fold_rx is not None and self._fold_rx.search(norm.text):
             return Normalized(norm.original, norm.text.translate(self._fold), norm.offsets)
         return norm
@@ -702,9 +703,9 @@ class MinefieldChecker:
         ``asked`` answers "has the customer asked for compensation?" in place of scanning
         ``customer_text`` and ``history``: QA walks a whole conversation and would otherwise
         re-read every earlier turn for each agent turn (see :class:`AskedSoFar`). ``norm``:
-        ``reply`` normalised by the phrasebook's normaliser, if the caller has it already;
-        ``scores``: the model's :meth:`MinefieldModel.scores` of it, likewise (see
-        :meth:`model_scores`).
+        ``reply`` as :meth:`folded` gives it, if the caller has it already (QA folds each
+        agent turn once, for the model and the rules); ``scores``: the model's
+        :meth:`MinefieldModel.scores` of it, likewise (see :meth:`model_scores`).
         """
         norm, found, _, _ = self._find(reply, customer_text, history, asked, norm, scores)
         if not found:
@@ -726,7 +727,7 @@ class MinefieldChecker:
         if customer_text is not None and not isinstance(customer_text, str):
             raise TypeError(f"customer_text must be str or None, not {type(customer_text).__name__}")
         customer = _CustomerSide(self, customer_text, history, asked)
-        norm = self._normalize(reply) if norm is None else self._folded(norm)
+        norm = self._normalize(reply) if norm is None else norm
         call = _Call(self, norm, customer)
         found = call.hits()
         if self._model is not None:
@@ -734,11 +735,11 @@ class MinefieldChecker:
         return norm, found, call, customer
 
     def model_scores(self, norms: list[Normalized]) -> list[list[float] | None]:
-        """The model's scores of many replies (normalised by the phrasebook's normaliser) in
-        one pass, for :meth:`hits`; ``None`` each without a model."""
+        """The model's scores of many replies (each as :meth:`folded` gives it) in one pass,
+        for :meth:`hits`; ``None`` each without a model."""
         if self._model is None:
             return [None] * len(norms)
-        return list(self._model.scores_many([self._folded(n).text for n in norms]))
+        return list(self._model.scores_many([n.text for n in norms]))
 
     def _settled(self, text: str, found: list[_Found], call: _Call, customer: _CustomerSide) -> bool:
         """Whether the model leaves suggestion ``text`` clean, when the rules cannot have new
@@ -1020,7 +1021,7 @@ class AskedSoFar:
 
 def _asks(c: MinefieldChecker, text: str | Normalized) -> bool:
     """Does customer ``text`` ask for compensation (not refuse it)?"""
-    t = (c._normalize(text) if isinstance(text, str) else c._folded(text)).text
+    t = (c._normalize(text) if isinstance(text, str) else c.folded(text)).text
     refusals: list[int] = []
     blocked: list[tuple[int, int]] = []
     asks: list[tuple[int, int]] = []
@@ -1308,7 +1309,18 @@ class _Call:
 
     def _clause_breaks(self) -> list[int]:
         if self._breaks is None:
-            self._breaks = [m.start() for m in _BREAK_RX.finditer(self.text)]
+            # One character class is a fast scan in the engine; lookarounds for the decimal
+            # point made every position a branch, so full stops are checked here instead.
+            t = self.text
+            breaks = [m.start() for m in _CLAUSE_RX.finditer(t)]
+            if "." in t:
+                last = len(t) - 1
+                breaks = [
+                    i
+                    for i in breaks
+                    if t[i] != "." or not (0 < i < last and t[i - 1] in _DIGITS and t[i + 1] in _DIGITS)
+                ]
+            self._breaks = breaks
         return self._breaks
 
     def _sentence_breaks(self) -> list[int]:

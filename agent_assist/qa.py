@@ -197,8 +197,12 @@ class _Conversation:
 
     def __init__(self, t: Transcript) -> None:
         self.t = t
-        self.customer = [i for i, turn in enumerate(t.turns) if turn.speaker == "customer"]
-        self.agent = [i for i, turn in enumerate(t.turns) if turn.speaker == "agent"]
+        self.customer: list[int] = []
+        self.agent: list[int] = []
+        self.chars: list[int] = []  # per turn: the length of its text
+        for i, turn in enumerate(t.turns):
+            (self.customer if turn.speaker == "customer" else self.agent).append(i)
+            self.chars.append(len(turn.text))
         #: per customer turn: a full result for the first and the last, a Mood between
         self.emotions: dict[int, EmotionResult | Mood] = {}
         self.checks: dict[int, list[MinefieldHit]] = {}  # agent turn -> its minefield hits
@@ -207,6 +211,7 @@ class _Conversation:
         self.triage: Triage | None = None
         self.phrase_hits: dict[int, list[tuple[int, int, int]]] = {}  # item -> (turn, start, end)
         self.norms: list[Normalized] = []  # per turn: normalised once for every analyser
+        self.replies: list[Normalized] = []  # per agent turn: as the minefield checker reads it
         self.scores: list[list[float] | None] = []  # per agent turn: the minefield model's
 
 
@@ -393,10 +398,12 @@ class QAScorer:
     def _run_models(self, convs: list[_Conversation]) -> None:
         """Both models over the turns of every conversation at once."""
         emotions = self._a._turn_emotions([[c.norms[i] for i in c.customer] for c in convs])
-        scores = self._a._reply_scores([c.norms[i] for c in convs for i in c.agent])
+        replies = self._a._replies([c.norms[i] for c in convs for i in c.agent])
+        scores = self._a._reply_scores(replies)
         at = 0
         for conv, found in zip(convs, emotions, strict=True):
             conv.emotions = dict(zip(conv.customer, found, strict=True))
+            conv.replies = replies[at : at + len(conv.agent)]
             conv.scores = scores[at : at + len(conv.agent)]
             at += len(conv.agent)
 
@@ -404,7 +411,7 @@ class QAScorer:
         turns, norms = conv.t.turns, conv.norms
         customer = [norms[i] for i in conv.customer]
         asked = AskedSoFar(self._a.minefields, turns, norms)
-        scores = iter(conv.scores)
+        replies, scores = iter(conv.replies), iter(conv.scores)
         phrase_items = self._phrases.values
         last_customer: str | None = None
         for i, turn in enumerate(turns):
@@ -412,7 +419,7 @@ class QAScorer:
                 last_customer = turn.text
                 continue
             norm = norms[i]
-            hits = self._a._reply_hits(norm, last_customer, partial(asked.before, i), next(scores))
+            hits = self._a._reply_hits(next(replies), last_customer, partial(asked.before, i), next(scores))
             conv.checks[i] = hits
             for h in hits:
                 conv.mines.setdefault(h.kind, []).append((i, h))
@@ -578,11 +585,11 @@ def _expected_at(conv: _Conversation, item: RubricItem, scope: set[int]) -> QAEv
 
 
 def _talk_share(conv: _Conversation, who: str) -> float | None:
-    turns = conv.t.turns
-    total = sum(len(t.text) for t in turns)
+    chars = conv.chars
+    total = sum(chars)
     if not total:
         return None
-    mine = sum(len(turns[i].text) for i in (conv.customer if who == "customer" else conv.agent))
+    mine = sum([chars[i] for i in (conv.customer if who == "customer" else conv.agent)])
     return round(mine / total, 4)
 
 
