@@ -434,12 +434,11 @@ class QAScorer:
             conv.triage = self._a._triage_turns(customer[0], customer[1:], opening)
 
     def _conversation_flags(self, conv: _Conversation, trajectory: list[TierPoint]) -> list[str]:
-        found: set[str] = set()
-        for i in conv.customer:
-            for f, _, _ in self._flags.find(conv.norms[i].text):
-                found.add(self._flags.values[f])
-                if len(found) == len(self.book.flags):
-                    break
+        # One walk over all the customer's turns: normalised text holds no control
+        # character, so no flag word reaches across the separator.
+        said = "\x00".join([conv.norms[i].text for i in conv.customer])
+        values = self._flags.values
+        found = {values[f] for f, _, _ in self._flags.find(said)}
         if trajectory and trajectory[-1].tier == "indifference":
             found.add("churn_risk")
         if conv.triage is not None and conv.triage.safety:
