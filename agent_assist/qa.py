@@ -438,7 +438,7 @@ class QAScorer:
         # character, so no flag word reaches across the separator.
         said = "\x00".join([conv.norms[i].text for i in conv.customer])
         values = self._flags.values
-        found = {values[f] for f, _, _ in self._flags.find(said)}
+        found: set[str] = {values[f] for f, _, _ in self._flags.find(said)}
         if trajectory and trajectory[-1].tier == "indifference":
             found.add("churn_risk")
         if conv.triage is not None and conv.triage.safety:
