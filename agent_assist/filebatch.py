@@ -160,7 +160,7 @@ class _Block:
 
 @dataclass
 class _BlockOut:
-    data: str | list[dict[str, Any]]
+    data: bytes | str | list[dict[str, Any]]
     tally: _Tally
     report: Report | None
 
@@ -237,7 +237,9 @@ def _blocks_in_parallel(
     given, else in ``workers`` processes (one included)."""
 
     def take(done: _BlockOut) -> None:
-        if isinstance(done.data, str):
+        if isinstance(done.data, bytes):
+            out.write_bytes(done.data)
+        elif isinstance(done.data, str):
             out.write_text(done.data)
         else:
             out.write_rows(done.data)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .qa import QAResult
-from .results import to_json
+from .results import to_json_bytes
 
 # --- flat rows (CSV, Parquet, DataFrames) --------------------------------------------------
 
@@ -83,12 +83,13 @@ class AtomicOutput:
                 raise ValueError(
                     "writing Parquet needs pyarrow: pip install 'agent_assist[parquet]'"
                 ) from None
-        # backslashreplace: a lone surrogate in an id must not kill a million-line run.
-        self._file = (
-            None
-            if self.suffix == ".parquet"
-            else self.tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="")
-        )
+        # JSONL: bytes as serialised (to_json_bytes never holds a lone surrogate); CSV:
+        # backslashreplace, so a lone surrogate in an id cannot kill a million-line run.
+        self._file: Any = None
+        if self.suffix == ".jsonl":
+            self._file = self.tmp.open("wb")
+        elif self.suffix == ".csv":
+            self._file = self.tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="")
         if self.suffix == ".csv":
             assert self._file is not None
             self._file.write(csv_lines([FLAT_COLUMNS]))
@@ -96,7 +97,7 @@ class AtomicOutput:
     def write(self, r: QAResult) -> None:
         """Append one result."""
         if self.suffix == ".jsonl":
-            self.write_text(to_json(r) + "\n")
+            self.write_bytes(to_json_bytes(r) + b"\n")
         elif self.suffix == ".csv":
             self.write_text(csv_lines([flat_row(r).values()]))
         else:
@@ -105,7 +106,12 @@ class AtomicOutput:
     def write_text(self, text: str) -> None:
         """Append lines already serialised for this format (JSONL, or CSV without header)."""
         assert self._file is not None, "Parquet output takes rows, not text"
-        self._file.write(text)
+        self._file.write(text.encode("utf-8", "backslashreplace") if self.suffix == ".jsonl" else text)
+
+    def write_bytes(self, data: bytes) -> None:
+        """Append JSONL lines already serialised to UTF-8 (see :func:`serialise`)."""
+        assert self.suffix == ".jsonl", "only JSONL output takes bytes"
+        self._file.write(data)
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         """Append :func:`flat_row` rows (Parquet)."""
@@ -152,10 +158,11 @@ class AtomicOutput:
 FLAT_COLUMNS = tuple(flat_row(QAResult(id=None)).keys())
 
 
-def serialise(results: list[QAResult], suffix: str) -> str | list[dict[str, Any]]:
-    """Results in the shape :class:`AtomicOutput` appends for ``suffix``: text or rows."""
+def serialise(results: list[QAResult], suffix: str) -> bytes | str | list[dict[str, Any]]:
+    """Results in the shape :class:`AtomicOutput` appends for ``suffix``: UTF-8 lines
+    (JSONL), text (CSV) or rows (Parquet)."""
     if suffix == ".jsonl":
-        return "".join(to_json(r) + "\n" for r in results)
+        return b"".join([to_json_bytes(r) + b"\n" for r in results])
     rows = [flat_row(r) for r in results]
     return csv_lines(row.values() for row in rows) if suffix == ".csv" else rows
 

@@ -116,6 +116,19 @@ def to_json(model: BaseModel) -> str:
     try:
         return model.model_dump_json()
     except ValueError:
-        import json
+        return _escaped_json(model)
 
-        return json.dumps(model.model_dump(mode="json"), ensure_ascii=True)
+
+def to_json_bytes(model: BaseModel) -> bytes:
+    """:func:`to_json` as the UTF-8 bytes a file gets: pydantic serialises to bytes, so a
+    writer skips decoding them to ``str`` and encoding them back (QA output files)."""
+    try:
+        return model.__pydantic_serializer__.to_json(model)
+    except ValueError:
+        return _escaped_json(model).encode()
+
+
+def _escaped_json(model: BaseModel) -> str:
+    import json
+
+    return json.dumps(model.model_dump(mode="json"), ensure_ascii=True)
