@@ -112,6 +112,8 @@ def _no_surrogates(text: str) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: Marks a CSV row that held bytes that are not UTF-8 (see :func:`read_csv`).
+_UNDECODABLE = "\x00undecodable"
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:
@@ -149,8 +151,15 @@ def _group_long_rows(rows: Iterable[tuple[int, Mapping[str, Any]]], source: str)
     first_line = 0
     turns: list[tuple[Any, dict[str, Any]]] = []
     meta: dict[str, Any] = {}
+    undecodable: int | None = None  # the first row of the conversation that was not UTF-8
 
     def flush() -> Record:
+        if undecodable is not None:
+            return Record(
+                first_line,
+                None,
+                f"{source} row {undecodable}: conversation {current!r} is not valid UTF-8",
+            )
         try:
             ordered = sorted(turns, key=lambda t: float(t[0]))
         except (TypeError, ValueError):
@@ -168,10 +177,12 @@ def _group_long_rows(rows: Iterable[tuple[int, Mapping[str, Any]]], source: str)
         cid = None if cid is None else str(cid)
         if cid != current and turns:
             yield flush()
-            turns, meta = [], {}
+            turns, meta, undecodable = [], {}, None
         if not turns:
             current, first_line = cid, line
             meta = {k: row[k] for k in ("agent_id", "channel") if _present(row.get(k))}
+        if undecodable is None and row.get(_UNDECODABLE):
+            undecodable = line
         turn = {"speaker": row.get("speaker"), "text": row.get("text")}
         for k in ("start", "end"):
             if _present(row.get(k)):
@@ -204,15 +215,27 @@ def _number(v: Any) -> Any:
 
 
 def read_csv(path: Path) -> Iterator[Record]:
-    """Long-form CSV (``conversation_id, turn_index, speaker, text, start, end``)."""
-    f = path.open(encoding="utf-8-sig", newline="")
+    """Long-form CSV (``conversation_id, turn_index, speaker, text, start, end``).
+
+    A byte that is not UTF-8 makes its conversation an error record, as a bad line of JSONL
+    does, instead of ending the run: bytes are read as lone surrogates, which valid UTF-8
+    never decodes to, and the rows holding one are marked.
+    """
+    f = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         reader = csv.DictReader(f)
         missing = [c for c in LONG_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        # Line numbers: the header is line 1 (multi-line quoted cells would shift them).
-        yield from _group_long_rows(((i + 2, row) for i, row in enumerate(reader)), "csv")
+
+        def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+            # Line numbers: the header is line 1 (multi-line quoted cells would shift them).
+            for i, row in enumerate(reader):
+                if any(isinstance(v, str) and _SURROGATE.search(v) for v in row.values()):
+                    row[_UNDECODABLE] = True
+                yield i + 2, row
+
+        yield from _group_long_rows(rows(), "csv")
     finally:
         f.close()
 

@@ -57,6 +57,25 @@ def test_csv_long_form_groups_and_orders_turns(tmp_path):
     assert recs[1].error is not None and "turn_index" in recs[1].error and recs[1].line == 4
 
 
+def test_csv_bytes_that_are_not_utf8_mark_their_conversation_and_the_rest_is_read(tmp_path):
+    from agent_assist import score_file
+
+    f = tmp_path / "t.csv"
+    f.write_bytes(
+        "conversation_id,turn_index,speaker,text\n"
+        "c1,0,客户,快递没到\n"
+        "c2,0,客户,退款\n".encode()
+        + "c2,1,客服,好的".encode("gbk")  # a GBK export: not UTF-8
+        + "\nc3,0,客户,算了\n".encode()
+    )
+    recs = list(read_transcripts(f))
+    assert [r.line for r in recs] == [2, 3, 5]
+    assert recs[0].data["turns"][0]["text"] == "快递没到" and recs[2].data["id"] == "c3"
+    assert recs[1].data is None and recs[1].error == "csv row 4: conversation 'c2' is not valid UTF-8"
+    summary = score_file(f, tmp_path / "out.jsonl")
+    assert (summary.count, summary.errors) == (3, 1)
+
+
 def test_csv_missing_columns_is_unreadable(tmp_path):
     f = tmp_path / "t.csv"
     f.write_text("id,text\n1,hi\n", encoding="utf-8")
